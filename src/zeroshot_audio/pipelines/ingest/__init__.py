@@ -1,0 +1,1 @@
+"""``ingest``: AudioSet metadata as published -> validated clip and class tables."""

@@ -1,0 +1,1 @@
+"""``split``: class selection and the greedy class-disjoint fold split."""
