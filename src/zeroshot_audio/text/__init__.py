@@ -11,13 +11,19 @@ from zeroshot_audio.text.encoder import (
     resolve_device,
     resolve_model_source,
 )
-from zeroshot_audio.text.labels import TEXT_SOURCES, build_label_texts, label_embedding_matrix
+from zeroshot_audio.text.labels import (
+    TEXT_SOURCES,
+    LabelEmbeddingConfig,
+    build_label_texts,
+    label_embedding_matrix,
+)
 
 __all__ = [
     "BUNDLED_MINILM",
     "POOLINGS",
     "TEXT_SOURCES",
     "EncoderConfig",
+    "LabelEmbeddingConfig",
     "ModelNotAvailableError",
     "ModelSource",
     "TextEncoder",

@@ -1,0 +1,88 @@
+"""Thin node: texts from the class table, vectors from the text encoder, plus a report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zeroshot_audio.text import LabelEmbeddingConfig, TextEncoder, build_label_texts
+
+logger = logging.getLogger(__name__)
+
+
+def embed_labels(
+    audioset_classes: pd.DataFrame, params: LabelEmbeddingConfig, device: str = "auto"
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Embed every class of `audioset_classes` once, with the model loaded once.
+
+    Args:
+        audioset_classes: the class table (`mid`, `display_name`, `description`, ...).
+        params: `embed_labels` parameters; Kedro builds the dataclass from YAML (a plain
+            mapping is accepted too, for notebooks and tests).
+        device: the project-wide `device` parameter (`auto` = CUDA when present).
+
+    Returns:
+        `label_embeddings` (`mid`, `text`, `embedding` as float32 arrays) and
+        `embed_labels_report`, whose `mlflow_tags`/`mlflow_metrics` record the model on the run.
+    """
+    if not isinstance(params, LabelEmbeddingConfig):
+        params = LabelEmbeddingConfig.from_dict(params)
+    text_source, config = params.text_source, params.encoder
+
+    texts = build_label_texts(audioset_classes, text_source)
+    t0 = time.perf_counter()
+    encoder = TextEncoder(config, device=device)
+    load_seconds = time.perf_counter() - t0
+    n_truncated = int((encoder.token_lengths(texts["text"]) > encoder.max_length).sum())
+    t1 = time.perf_counter()
+    vectors = encoder.encode(texts["text"].tolist(), progress=True)
+    encode_seconds = time.perf_counter() - t1
+
+    label_embeddings = texts.assign(embedding=list(vectors))
+    norms = np.linalg.norm(vectors, axis=1) if len(vectors) else np.zeros(0)
+    report: dict[str, Any] = {
+        "model_id": encoder.source.model_id,
+        "model_source": encoder.source.kind,
+        "model_revision": encoder.source.revision,
+        "model_path": str(encoder.source.path),
+        "architecture": type(encoder.model).__name__,
+        "dimension": encoder.dim,
+        "pooling": config.pooling,
+        "normalize": config.normalize,
+        "max_length": encoder.max_length,
+        "text_source": text_source,
+        "device": str(encoder.device),
+        "n_classes": len(label_embeddings),
+        "n_truncated": n_truncated,
+        "load_seconds": round(load_seconds, 3),
+        "encode_seconds": round(encode_seconds, 3),
+        "labels_per_second": round(len(vectors) / max(encode_seconds, 1e-9), 1),
+        "norm_min": float(norms.min()) if len(norms) else None,
+        "norm_max": float(norms.max()) if len(norms) else None,
+        "mlflow_tags": {
+            "label_model": encoder.source.model_id,
+            "label_model_revision": str(encoder.source.revision),
+            "label_pooling": config.pooling,
+            "label_text_source": text_source,
+            "label_normalize": str(config.normalize).lower(),
+        },
+        "mlflow_metrics": {
+            "label_embedding_dim": encoder.dim,
+            "label_n_classes": len(label_embeddings),
+            "label_n_truncated": n_truncated,
+            "label_encode_seconds": round(encode_seconds, 3),
+        },
+    }
+    logger.info(
+        "Embedded %d labels with %s (%s pooling, dim %d) in %.2f s",
+        len(label_embeddings),
+        encoder.source.model_id,
+        config.pooling,
+        encoder.dim,
+        encode_seconds,
+    )
+    return label_embeddings, report
