@@ -1,8 +1,14 @@
-"""Project hooks: turn what nodes report into MLflow tags and metrics.
+"""Project hooks: what nodes produce reaches the MLflow run that kedro-mlflow opened.
 
-Nodes stay pure: they return a report dict, and this hook (not the node) talks to MLflow. Any output
-whose dataset name ends in ``_report`` may carry ``mlflow_tags`` (str -> str: degraded modes such as
-``vggish_weights=random``) and ``mlflow_metrics`` (str -> number: counts of skipped or dropped items).
+Nodes stay pure: they return data, and these hooks (not the nodes) talk to MLflow.
+
+- Any output whose dataset name ends in ``_report`` may carry ``mlflow_tags`` (str -> str: degraded
+  modes such as ``vggish_weights=random``) and ``mlflow_metrics`` (str -> number: counts of skipped or
+  dropped items).
+- Any dataset whose catalog ``metadata`` has ``mlflow_artifact: <folder>`` is logged as an artifact
+  of the run once saved, from the exact versioned file Kedro wrote. (kedro-mlflow's
+  ``MlflowArtifactDataset`` cannot wrap a *versioned* dataset under Kedro 1.x: it stamps its own save
+  version and the catalog rejects it, so reports, tables and figures are logged here instead.)
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 
 import mlflow
 from kedro.framework.hooks import hook_impl
+from kedro.io import AbstractVersionedDataset
 from kedro.pipeline.node import Node
 
 log = logging.getLogger(__name__)
@@ -38,3 +45,29 @@ class MlflowReportHook:
             }
             if metrics:
                 mlflow.log_metrics(metrics)
+
+
+class MlflowArtifactHook:
+    def __init__(self) -> None:
+        self._catalog = None
+
+    @hook_impl
+    def after_catalog_created(self, catalog) -> None:
+        self._catalog = catalog
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node: Node) -> None:
+        if self._catalog is None or mlflow.active_run() is None:
+            return
+        dataset = self._catalog.get(dataset_name)
+        folder = (getattr(dataset, "metadata", None) or {}).get("mlflow_artifact")
+        if folder is None:
+            return
+        if isinstance(dataset, AbstractVersionedDataset):
+            path = dataset._get_versioned_path(dataset.resolve_save_version())
+        else:
+            path = getattr(dataset, "_filepath", None)
+        if path is None:
+            log.warning("cannot log %s to MLflow: no local file path", dataset_name)
+            return
+        mlflow.log_artifact(str(path), artifact_path=str(folder) or None)

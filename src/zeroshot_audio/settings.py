@@ -1,8 +1,8 @@
 """Project settings; see https://docs.kedro.org/en/stable/configure/configuration_basics/"""
 
-from zeroshot_audio.hooks import MlflowReportHook
+from zeroshot_audio.hooks import MlflowArtifactHook, MlflowReportHook
 
-HOOKS = (MlflowReportHook(),)
+HOOKS = (MlflowReportHook(), MlflowArtifactHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -44,7 +44,7 @@ def test_real_segment_files_parse_to_the_counts_their_headers_state(
 @pytest.mark.slow
 def test_unbalanced_gz_parses_to_its_header_counts(audioset_dir, class_index):
     path = audioset_dir / "unbalanced_train_segments.csv.gz"
-    (split, (source, text)), = AudioSetSegmentFiles({"unbalanced": str(path)}).load().items()
+    ((split, (source, text)),) = AudioSetSegmentFiles({"unbalanced": str(path)}).load().items()
     clips, bad, header = parse_segments(text, source, split, class_index["mid"], strict=True)
     assert bad == []
     assert header["num_segs"] == 2_041_789

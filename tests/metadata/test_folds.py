@@ -68,8 +68,8 @@ def test_folds_are_class_disjoint_and_clips_sit_in_one_fold(real, split):
         assert {fold_of[m] for m in labels} == {fold}
     # with the drop policy a kept clip keeps ALL its selected labels
     original = clips.set_index(["ytid", "start_s"])["labels"]
-    for ytid, start, labels in clip_folds[["ytid", "start_s", "labels"]].head(500).itertuples(
-        index=False
+    for ytid, start, labels in (
+        clip_folds[["ytid", "start_s", "labels"]].head(500).itertuples(index=False)
     ):
         assert sorted(labels) == sorted(m for m in original.loc[(ytid, start)] if m in fold_of)
     assert report["n_kept_clips"] + report["n_dropped_clips"] == len(clips)

@@ -197,7 +197,7 @@ def parse_segments(
             ),
             "start_s": start[keep],
             "end_s": end[keep],
-            "labels": pd.Series(pd.arrays.ArrowExtensionArray(clean)),
+            "labels": pd.Series(clean.to_numpy(zero_copy_only=False), dtype=object),
             "source_split": source_split,
             "line": n_header + line[keep],
         }

@@ -61,8 +61,9 @@ def split_folds(
             "start_s": clips["start_s"].to_numpy()[kept],
             "end_s": clips["end_s"].to_numpy()[kept],
             "fold": clip_fold.astype(np.int64),
-            "labels": pd.arrays.ArrowExtensionArray(
-                labels_in_fold(labels, kept, clip_fold, class_fold)
+            # object column of string arrays: what pandas gives back when it reads the Parquet
+            "labels": labels_in_fold(labels, kept, clip_fold, class_fold).to_numpy(
+                zero_copy_only=False
             ),
             "source_split": clips["source_split"].to_numpy()[kept],
         }

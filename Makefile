@@ -1,0 +1,45 @@
+# zeroshot-audio: `make run` (the main job on the bundled default data) and `make test`.
+# The virtual environment lives in $(VENV) (default .venv); CI points VENV at a cache.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.zeroshot-audio-installed
+# Offline by default: no telemetry prompt, no model-hub calls (the label encoder ships in a package).
+export KEDRO_DISABLE_TELEMETRY := 1
+export HF_HUB_OFFLINE := 1
+export MPLBACKEND := Agg
+
+.PHONY: install run test lint bench viz mlflow-ui clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: install
+	$(BIN)/kedro run
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/bench_split.py
+
+viz: install
+	$(BIN)/kedro viz run
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+clean:
+	rm -rf data/02_intermediate/* data/03_primary/* data/04_feature/* data/05_model_input/* \
+		data/06_models/* data/07_model_output/* data/08_reporting/* mlflow.db mlruns
+	git checkout -- data

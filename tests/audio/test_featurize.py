@@ -1,0 +1,241 @@
+"""The featurize driver: batching across clips, masking, bad files, resume after kill, executors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.audio.sounds import write_clips
+from tests.audio.test_io import _has_torchcodec, write_bad_files
+from zeroshot_audio.audio import featurize as fz
+from zeroshot_audio.audio import io as audio_io
+from zeroshot_audio.audio import vggish
+from zeroshot_audio.datasets import segment_table
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_params(tmp_path: Path, audio_root: Path, **overrides) -> dict:
+    params = {
+        "audio_root": str(audio_root),
+        "filename_pattern": "{ytid}.flac",
+        "n_segments": 3,
+        "weights": {"allow_random": True, "download": False, "cache_dir": str(tmp_path / "weights")},
+        "work_dir": str(tmp_path / "work"),
+        "shard_size": 2,
+        "batch_size": 4,
+    }
+    params.update(overrides)
+    return params
+
+
+def make_config(tmp_path: Path, audio_root: Path, **overrides) -> fz.FeaturizeConfig:
+    return fz.FeaturizeConfig.from_params(make_params(tmp_path, audio_root, **overrides), seed=1, device="cpu")
+
+
+def clip_table(ytids: list[str], seconds: float = 3.0) -> pd.DataFrame:
+    return pd.DataFrame({"ytid": ytids, "start_s": 0.0, "end_s": seconds})
+
+
+@pytest.fixture(scope="module")
+def audio_folder(tmp_path_factory) -> tuple[Path, list[str]]:
+    """Five real-audio clips of 3.0, 2.6, 1.2, 3.5 and 0.99 s."""
+    folder = tmp_path_factory.mktemp("audio")
+    return folder, write_clips(folder, [3.0, 2.6, 1.2, 3.5, 0.99])
+
+
+def test_batched_across_clips_equals_one_clip_at_a_time(tmp_path, audio_folder) -> None:
+    folder, ytids = audio_folder
+    clips = clip_table(ytids)
+    small = fz.featurize(clips, make_config(tmp_path, folder, batch_size=1), progress=False)
+    large = fz.featurize(
+        clips, make_config(tmp_path, folder, batch_size=64, work_dir=str(tmp_path / "w2")), progress=False
+    )
+    a = segment_table.to_arrays(small.table.read())
+    b = segment_table.to_arrays(large.table.read())
+    assert list(a.ytid) == ytids  # input order kept
+    assert list(a.n_valid_segments) == [3, 2, 1, 3, 1]  # 2.6 s -> 2 segments, 0.99 s -> 1
+    np.testing.assert_allclose(a.embeddings, b.embeddings, rtol=1e-4, atol=1e-4)
+    # Masked segments are zeros, valid ones are not.
+    assert np.all(a.embeddings[~a.valid_mask] == 0)
+    assert np.all(np.abs(a.embeddings[a.valid_mask]).sum(axis=-1) > 0)
+
+    # Same numbers as running the embedder directly on the clip's example windows.
+    cfg = make_config(tmp_path, folder)
+    weights = vggish.resolve_weights(cfg.weights, cfg.seed, need_pca=False)
+    embedder = vggish.build_embedder(weights, seed=cfg.seed)
+    clip = audio_io.load_clip(folder / f"{ytids[1]}.flac", 0.0, 3.0, cfg.layout)
+    with torch.inference_mode():
+        direct = embedder(torch.from_numpy(clip.example_windows(cfg.layout).copy())).numpy()
+    np.testing.assert_allclose(a.embeddings[1, :2], direct, rtol=1e-4, atol=1e-4)
+
+
+def test_every_bad_file_kind_is_reported_and_the_run_goes_on(tmp_path, audio_folder) -> None:
+    folder, ytids = audio_folder
+    bad = write_bad_files(tmp_path / "bad")
+    # the good clip is copied next to the bad ones; the pattern takes the file name as ytid
+    good = tmp_path / "bad" / "good.flac"
+    good.write_bytes((folder / f"{ytids[0]}.flac").read_bytes())
+    names = [p.name for p in bad.values()] + ["good.flac"]
+    clips = pd.DataFrame({"ytid": names, "start_s": 0.0, "end_s": 10.0})
+    result = fz.featurize(
+        clips, make_config(tmp_path, tmp_path / "bad", filename_pattern="{ytid}"), progress=False
+    )
+    table = result.table.read()
+    assert table.column("ytid").to_pylist() == ["good.flac"]
+    report = result.report
+    by_file = {Path(f["path"]).name: f["reason"] for f in report["failures"]}
+    for reason, path in bad.items():
+        expected = reason
+        if reason == audio_io.UNSUPPORTED_FORMAT and _has_torchcodec():
+            expected = audio_io.DECODE_ERROR
+        assert by_file[path.name] == expected
+    assert report["n_failed"] == len(bad) and report["n_featurized"] == 1
+    assert all(f["detail"] for f in report["failures"] if f["reason"] != audio_io.MISSING_FILE)
+    json.dumps(report)  # the report is plain JSON
+
+
+def test_a_run_where_nothing_works_stops_with_a_clear_error(tmp_path) -> None:
+    clips = clip_table(["a", "b"])
+    with pytest.raises(RuntimeError, match="none of the 2 clips.*missing_file"):
+        fz.featurize(clips, make_config(tmp_path, tmp_path / "nowhere"), progress=False)
+
+
+_CHILD = """
+import json, sys
+import pandas as pd
+from zeroshot_audio.audio import featurize as fz
+args = json.load(open(sys.argv[1]))
+config = fz.FeaturizeConfig.from_params(args["params"], seed=1, device="cpu")
+fz.featurize(pd.DataFrame(args["clips"]), config, progress=False)
+"""
+
+
+def _shard_stamps(work_dir: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in work_dir.rglob("shard-*.parquet")}
+
+
+def test_resume_after_kill_recomputes_nothing_and_gives_the_same_table(tmp_path, audio_folder) -> None:
+    folder, ytids = audio_folder
+    clips = clip_table(ytids, seconds=2.0)
+    params = make_params(tmp_path, folder, n_segments=2, shard_size=1, batch_size=2)
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"params": params, "clips": clips.to_dict(orient="list")}))
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
+    child = subprocess.Popen([sys.executable, str(script), str(args)], env=env, cwd=REPO_ROOT)
+    work = Path(params["work_dir"])
+    deadline = time.monotonic() + 180
+    try:
+        while not list(work.rglob("shard-*.parquet")):
+            assert child.poll() is None, "the child ended before writing a shard"
+            assert time.monotonic() < deadline, "no shard written in time"
+            time.sleep(0.01)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    finished = _shard_stamps(work)
+    assert 1 <= len(finished) < len(ytids), "the kill must interrupt the run"
+    # what a kill mid-write leaves behind
+    run_folder = next(p.parent for p in work.rglob("config.json"))
+    (run_folder / ".shard-000004-0000000000000000.parquet.tmp-999").write_bytes(b"partial")
+
+    config = fz.FeaturizeConfig.from_params(params, seed=1, device="cpu")
+    resumed = fz.featurize(clips, config, progress=False)
+    assert resumed.report["n_shards_reused"] == len(finished)
+    assert resumed.report["n_clips_computed"] == len(ytids) - len(finished)
+    assert resumed.report["n_stale_temp_files_removed"] >= 1
+    after = _shard_stamps(work)
+    assert all(after[name] == stamp for name, stamp in finished.items()), "finished shards rewritten"
+
+    fresh_params = {**params, "work_dir": str(tmp_path / "fresh")}
+    fresh = fz.featurize(clips, fz.FeaturizeConfig.from_params(fresh_params, seed=1, device="cpu"), progress=False)
+    assert resumed.table.read().equals(fresh.table.read())
+
+    # A third run computes nothing at all.
+    again = fz.featurize(clips, config, progress=False)
+    assert again.report["n_clips_computed"] == 0 and again.report["n_shards_reused"] == len(ytids)
+
+
+def test_fingerprint_tracks_what_changes_embeddings_and_ignores_speed_knobs(tmp_path, audio_folder) -> None:
+    folder, _ = audio_folder
+    base = make_config(tmp_path, folder)
+    fp = fz.config_fingerprint(base, "w")
+    for change in ({"batch_size": 99}, {"shard_size": 7}, {"torch_threads": 1}, {"max_clips": 2}):
+        assert fz.config_fingerprint(make_config(tmp_path, folder, **change), "w") == fp
+    for change in ({"n_segments": 4}, {"postprocess": "pca"}, {"final_relu": True}, {"filename_pattern": "{ytid}.wav"}):
+        assert fz.config_fingerprint(make_config(tmp_path, folder, **change), "w") != fp
+    assert fz.config_fingerprint(base, "other-weights") != fp
+
+
+def test_changed_audio_file_invalidates_only_its_shard(tmp_path, audio_folder) -> None:
+    folder, ytids = audio_folder
+    local = tmp_path / "audio"
+    write_clips(local, [3.0, 3.0, 3.0, 3.0], seed=20)
+    names = [f"clip{i:03d}" for i in range(4)]
+    config = make_config(tmp_path, local, n_segments=2, shard_size=2)
+    first = fz.featurize(clip_table(names), config, progress=False)
+    write_clips(local, [3.0], seed=99)  # rewrites clip000 with other audio
+    os.utime(local / "clip000.flac", ns=(time.time_ns(), time.time_ns() + 10**9))
+    second = fz.featurize(clip_table(names), config, progress=False)
+    assert second.report["n_shards_reused"] == 1 and second.report["n_clips_computed"] == 2
+    a = segment_table.to_arrays(first.table.read()).embeddings
+    b = segment_table.to_arrays(second.table.read()).embeddings
+    assert not np.allclose(a[0], b[0]) and np.array_equal(a[2:], b[2:])
+
+
+def test_dask_local_cluster_gives_the_same_table(tmp_path, audio_folder) -> None:
+    distributed = pytest.importorskip("distributed")
+    folder, ytids = audio_folder
+    clips = clip_table(ytids[:4])
+    inline = fz.featurize(clips, make_config(tmp_path, folder, work_dir=str(tmp_path / "a")), progress=False)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        config = make_config(
+            tmp_path, folder, work_dir=str(tmp_path / "b"), executor={"scheduler_address": cluster.scheduler_address}
+        )
+        on_dask = fz.featurize(clips, config, progress=False)
+    assert on_dask.report["executor"] == "dask"
+    a, b = inline.table.read(), on_dask.table.read()
+    assert a.column("ytid").equals(b.column("ytid"))
+    np.testing.assert_allclose(
+        segment_table.to_arrays(a).embeddings, segment_table.to_arrays(b).embeddings, rtol=1e-4, atol=1e-4
+    )
+
+
+def test_process_pool_gives_the_same_table(tmp_path, audio_folder) -> None:
+    folder, ytids = audio_folder
+    clips = clip_table(ytids[:4], seconds=2.0)
+    inline = fz.featurize(
+        clips, make_config(tmp_path, folder, n_segments=2, work_dir=str(tmp_path / "a")), progress=False
+    )
+    config = make_config(
+        tmp_path, folder, n_segments=2, work_dir=str(tmp_path / "b"), executor={"max_workers": 2}
+    )
+    pooled = fz.featurize(clips, config, progress=False)
+    assert pooled.report["executor"] == "process"
+    np.testing.assert_allclose(
+        segment_table.to_arrays(inline.table.read()).embeddings,
+        segment_table.to_arrays(pooled.table.read()).embeddings,
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_unknown_parameters_are_rejected(tmp_path) -> None:
+    with pytest.raises(ValueError, match="batchsize"):
+        fz.FeaturizeConfig.from_params({"audio_root": "x", "batchsize": 3})
+    with pytest.raises(ValueError, match="featurize.weights"):
+        fz.FeaturizeConfig.from_params({"audio_root": "x", "weights": {"pth": "x"}})

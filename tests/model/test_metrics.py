@@ -1,0 +1,67 @@
+"""Threshold rules, metric conventions and the zero-rule baseline."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from zeroshot_audio.model.metrics import (
+    apply_threshold_rule,
+    classification_metrics,
+    top_k_predictions,
+    tune_global_threshold,
+    zero_rule,
+)
+
+
+def test_tuned_threshold_is_the_best_global_cut_by_brute_force():
+    rng = np.random.default_rng(0)
+    y = rng.random((40, 6)) < 0.25
+    scores = y * 0.8 + rng.normal(scale=0.6, size=y.shape)
+    threshold, best = tune_global_threshold(y, scores)
+    brute = max(
+        f1_score(y.ravel(), scores.ravel() >= t, zero_division=0) for t in np.unique(scores)
+    )
+    assert best == pytest.approx(brute)
+    assert f1_score(y.ravel(), scores.ravel() >= threshold, zero_division=0) == pytest.approx(best)
+
+
+def test_tuned_threshold_never_splits_ties():
+    y = np.array([[1, 0, 0, 0]], dtype=bool)
+    scores = np.array([[0.5, 0.5, 0.5, 0.1]])
+    threshold, f1 = tune_global_threshold(y, scores)
+    # cutting after the first 0.5 would give F1 1.0 but is impossible; all three 0.5s go together
+    assert f1 == pytest.approx(0.5)
+    assert (scores >= threshold).sum() == 3
+
+
+def test_top_k_and_rules():
+    scores = np.array([[0.1, 0.9, 0.5], [0.7, 0.2, 0.3]])
+    assert top_k_predictions(scores, 2).tolist() == [[False, True, True], [True, False, True]]
+    assert apply_threshold_rule(scores, "fixed", threshold=0.5).tolist() == [
+        [False, True, True],
+        [True, False, False],
+    ]
+    with pytest.raises(ValueError, match="unknown threshold rule"):
+        apply_threshold_rule(scores, "median")
+
+
+def test_macro_f1_and_map_skip_classes_absent_from_the_clips():
+    y = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0]], dtype=bool)  # class 2 never occurs
+    pred = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 0]], dtype=bool)
+    scores = np.array([[0.9, 0.1, 0.6], [0.2, 0.8, 0.1], [0.7, 0.4, 0.3]])
+    m = classification_metrics(y, pred, scores)
+    # class 0: F1 1; class 1: P 1, R 1/2 -> 2/3; class 2: absent (F1 0 by zero_division, skipped)
+    assert m["macro_f1"] == pytest.approx((1 + 2 / 3) / 2)
+    assert m["per_class_f1"][2] == 0.0 and np.isnan(m["per_class_ap"][2])
+    # micro: TP 3, FP 1 (class 2 on clip 0), FN 1 -> 6 / 8
+    assert m["micro_f1"] == pytest.approx(0.75)
+    assert m["map"] == pytest.approx(1.0)  # both present classes perfectly ranked
+    assert m["n_classes_present"] == 2
+
+
+def test_zero_rule_predicts_the_k_most_frequent_reference_classes():
+    reference = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 0, 0], [0, 1, 0, 1]], dtype=bool)
+    scores, predictions, k = zero_rule(reference, n_clips=3)
+    assert k == 2  # mean label count 2
+    assert predictions.tolist() == [[True, True, False, False]] * 3
+    assert scores[0].tolist() == pytest.approx([0.75, 0.75, 0.25, 0.25])
