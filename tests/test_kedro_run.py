@@ -82,3 +82,21 @@ def test_ingest_and_split_run_on_the_base_env_and_are_tracked(project):
     assert run["metrics.ingest_quarantined_rows"] == 0
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run["run_id"], "reports")]
     assert {"reports/ingest_report.json", "reports/split_report.json"} <= set(artifacts)
+
+
+@pytest.mark.slow
+def test_audioset_env_ingests_and_splits_the_real_metadata(tmp_path, audioset_dir):
+    project = make_project_copy(tmp_path)
+    kedro(
+        project,
+        "run",
+        "--env=audioset",
+        "--pipelines=ingest,split",
+        f"--params=audioset_root={audioset_dir}",
+    )
+    report = pd.read_json(latest(project, "08_reporting/ingest_report.json"), typ="series")
+    assert report["n_clips"] == 22_160 + 20_371 + 2_041_789
+    assert report["n_quarantined"] == 0
+    split = pd.read_json(latest(project, "08_reporting/split_report.json"), typ="series")
+    assert split["n_selected_classes"] > 300
+    assert len(split["clips_per_fold"]) == 3
