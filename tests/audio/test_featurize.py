@@ -30,7 +30,11 @@ def make_params(tmp_path: Path, audio_root: Path, **overrides) -> dict:
         "audio_root": str(audio_root),
         "filename_pattern": "{ytid}.flac",
         "n_segments": 3,
-        "weights": {"allow_random": True, "download": False, "cache_dir": str(tmp_path / "weights")},
+        "weights": {
+            "allow_random": True,
+            "download": False,
+            "cache_dir": str(tmp_path / "weights"),
+        },
         "work_dir": str(tmp_path / "work"),
         "shard_size": 2,
         "batch_size": 4,
@@ -40,7 +44,9 @@ def make_params(tmp_path: Path, audio_root: Path, **overrides) -> dict:
 
 
 def make_config(tmp_path: Path, audio_root: Path, **overrides) -> fz.FeaturizeConfig:
-    return fz.FeaturizeConfig.from_params(make_params(tmp_path, audio_root, **overrides), seed=1, device="cpu")
+    return fz.FeaturizeConfig.from_params(
+        make_params(tmp_path, audio_root, **overrides), seed=1, device="cpu"
+    )
 
 
 def clip_table(ytids: list[str], seconds: float = 3.0) -> pd.DataFrame:
@@ -59,7 +65,9 @@ def test_batched_across_clips_equals_one_clip_at_a_time(tmp_path, audio_folder) 
     clips = clip_table(ytids)
     small = fz.featurize(clips, make_config(tmp_path, folder, batch_size=1), progress=False)
     large = fz.featurize(
-        clips, make_config(tmp_path, folder, batch_size=64, work_dir=str(tmp_path / "w2")), progress=False
+        clips,
+        make_config(tmp_path, folder, batch_size=64, work_dir=str(tmp_path / "w2")),
+        progress=False,
     )
     a = segment_table.to_arrays(small.table.read())
     b = segment_table.to_arrays(large.table.read())
@@ -122,10 +130,14 @@ fz.featurize(pd.DataFrame(args["clips"]), config, progress=False)
 
 
 def _shard_stamps(work_dir: Path) -> dict[str, tuple[int, int]]:
-    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in work_dir.rglob("shard-*.parquet")}
+    return {
+        p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in work_dir.rglob("shard-*.parquet")
+    }
 
 
-def test_resume_after_kill_recomputes_nothing_and_gives_the_same_table(tmp_path, audio_folder) -> None:
+def test_resume_after_kill_recomputes_nothing_and_gives_the_same_table(
+    tmp_path, audio_folder
+) -> None:
     folder, ytids = audio_folder
     clips = clip_table(ytids, seconds=2.0)
     params = make_params(tmp_path, folder, n_segments=2, shard_size=1, batch_size=2)
@@ -157,10 +169,14 @@ def test_resume_after_kill_recomputes_nothing_and_gives_the_same_table(tmp_path,
     assert resumed.report["n_clips_computed"] == len(ytids) - len(finished)
     assert resumed.report["n_stale_temp_files_removed"] >= 1
     after = _shard_stamps(work)
-    assert all(after[name] == stamp for name, stamp in finished.items()), "finished shards rewritten"
+    assert all(after[name] == stamp for name, stamp in finished.items()), (
+        "finished shards rewritten"
+    )
 
     fresh_params = {**params, "work_dir": str(tmp_path / "fresh")}
-    fresh = fz.featurize(clips, fz.FeaturizeConfig.from_params(fresh_params, seed=1, device="cpu"), progress=False)
+    fresh = fz.featurize(
+        clips, fz.FeaturizeConfig.from_params(fresh_params, seed=1, device="cpu"), progress=False
+    )
     assert resumed.table.read().equals(fresh.table.read())
 
     # A third run computes nothing at all.
@@ -168,13 +184,20 @@ def test_resume_after_kill_recomputes_nothing_and_gives_the_same_table(tmp_path,
     assert again.report["n_clips_computed"] == 0 and again.report["n_shards_reused"] == len(ytids)
 
 
-def test_fingerprint_tracks_what_changes_embeddings_and_ignores_speed_knobs(tmp_path, audio_folder) -> None:
+def test_fingerprint_tracks_what_changes_embeddings_and_ignores_speed_knobs(
+    tmp_path, audio_folder
+) -> None:
     folder, _ = audio_folder
     base = make_config(tmp_path, folder)
     fp = fz.config_fingerprint(base, "w")
     for change in ({"batch_size": 99}, {"shard_size": 7}, {"torch_threads": 1}, {"max_clips": 2}):
         assert fz.config_fingerprint(make_config(tmp_path, folder, **change), "w") == fp
-    for change in ({"n_segments": 4}, {"postprocess": "pca"}, {"final_relu": True}, {"filename_pattern": "{ytid}.wav"}):
+    for change in (
+        {"n_segments": 4},
+        {"postprocess": "pca"},
+        {"final_relu": True},
+        {"filename_pattern": "{ytid}.wav"},
+    ):
         assert fz.config_fingerprint(make_config(tmp_path, folder, **change), "w") != fp
     assert fz.config_fingerprint(base, "other-weights") != fp
 
@@ -199,27 +222,38 @@ def test_dask_local_cluster_gives_the_same_table(tmp_path, audio_folder) -> None
     distributed = pytest.importorskip("distributed")
     folder, ytids = audio_folder
     clips = clip_table(ytids[:4])
-    inline = fz.featurize(clips, make_config(tmp_path, folder, work_dir=str(tmp_path / "a")), progress=False)
+    inline = fz.featurize(
+        clips, make_config(tmp_path, folder, work_dir=str(tmp_path / "a")), progress=False
+    )
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
     ) as cluster:
         config = make_config(
-            tmp_path, folder, work_dir=str(tmp_path / "b"), executor={"scheduler_address": cluster.scheduler_address}
+            tmp_path,
+            folder,
+            work_dir=str(tmp_path / "b"),
+            executor={"scheduler_address": cluster.scheduler_address},
         )
         on_dask = fz.featurize(clips, config, progress=False)
     assert on_dask.report["executor"] == "dask"
     a, b = inline.table.read(), on_dask.table.read()
     assert a.column("ytid").equals(b.column("ytid"))
     np.testing.assert_allclose(
-        segment_table.to_arrays(a).embeddings, segment_table.to_arrays(b).embeddings, rtol=1e-4, atol=1e-4
+        segment_table.to_arrays(a).embeddings,
+        segment_table.to_arrays(b).embeddings,
+        rtol=1e-4,
+        atol=1e-4,
     )
 
 
+@pytest.mark.slow  # spawns two workers that each import torch and build the model
 def test_process_pool_gives_the_same_table(tmp_path, audio_folder) -> None:
     folder, ytids = audio_folder
     clips = clip_table(ytids[:4], seconds=2.0)
     inline = fz.featurize(
-        clips, make_config(tmp_path, folder, n_segments=2, work_dir=str(tmp_path / "a")), progress=False
+        clips,
+        make_config(tmp_path, folder, n_segments=2, work_dir=str(tmp_path / "a")),
+        progress=False,
     )
     config = make_config(
         tmp_path, folder, n_segments=2, work_dir=str(tmp_path / "b"), executor={"max_workers": 2}

@@ -129,11 +129,12 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
 def test_every_failure_kind_is_raised_with_its_reason(tmp_path: Path) -> None:
     sounds_dir()
     for reason, path in write_bad_files(tmp_path).items():
+        expected = reason
         if reason == audio_io.UNSUPPORTED_FORMAT and _has_torchcodec():
-            reason = audio_io.DECODE_ERROR  # FFmpeg is there and rejects the bytes instead
+            expected = audio_io.DECODE_ERROR  # FFmpeg is there and rejects the bytes instead
         with pytest.raises(audio_io.ClipFailure) as err:
             audio_io.load_clip(path, 0.0, 10.0, LAYOUT)
-        assert err.value.reason == reason, err.value
+        assert err.value.reason == expected, err.value
         assert str(path) in str(err.value)
     with pytest.raises(audio_io.ClipFailure, match="0 bytes") as err:
         audio_io.load_clip(tmp_path / "empty.flac", 0.0, 10.0, LAYOUT)
@@ -162,6 +163,9 @@ def _has_torchcodec() -> bool:
 def test_filename_pattern_placeholders() -> None:
     p = audio_io.format_audio_path("/a", "{ytid}_{start_ms}_{end_ms}.flac", "-0abc", 30.0, 40.0)
     assert p == Path("/a/-0abc_30000_40000.flac")
-    assert audio_io.format_audio_path("r", "{ytid}_{start_s}.wav", "x", 12.5, 22.5).name == "x_12.500.wav"
+    assert (
+        audio_io.format_audio_path("r", "{ytid}_{start_s}.wav", "x", 12.5, 22.5).name
+        == "x_12.500.wav"
+    )
     with pytest.raises(ValueError, match="unknown placeholder"):
         audio_io.format_audio_path("r", "{video}.wav", "x", 0.0, 1.0)

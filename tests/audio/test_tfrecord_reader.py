@@ -26,10 +26,17 @@ def _masked_crc(data: bytes) -> int:
 def _frame(payload: bytes) -> bytes:
     """One TFRecord: uint64 length, masked crc of the length, data, masked crc of the data."""
     length = struct.pack("<Q", len(payload))
-    return length + struct.pack("<I", _masked_crc(length)) + payload + struct.pack("<I", _masked_crc(payload))
+    return (
+        length
+        + struct.pack("<I", _masked_crc(length))
+        + payload
+        + struct.pack("<I", _masked_crc(payload))
+    )
 
 
-def _sequence_example(ytid: str, start: float, end: float, labels: list[int], frames: np.ndarray) -> bytes:
+def _sequence_example(
+    ytid: str, start: float, end: float, labels: list[int], frames: np.ndarray
+) -> bytes:
     """The AudioSet release's layout of one clip."""
     ex = example_pb2.SequenceExample()
     ctx = ex.context.feature
@@ -97,7 +104,11 @@ def test_truncated_file_keeps_the_records_before_the_cut(release, tmp_path) -> N
 def test_pipeline_helper_orders_by_clip_list_and_reports_missing(release) -> None:
     path, _ = release
     clips = pd.DataFrame(
-        {"ytid": ["-1nilez17Dg", "notreleased", "--aE2O5G5WE"], "start_s": [30.0, 0.0, 12.345], "end_s": 0.0}
+        {
+            "ytid": ["-1nilez17Dg", "notreleased", "--aE2O5G5WE"],
+            "start_s": [30.0, 0.0, 12.345],
+            "end_s": 0.0,
+        }
     )
     table, report = from_released_embeddings(clips, [path], n_segments=10)
     assert table.column("ytid").to_pylist() == ["-1nilez17Dg", "--aE2O5G5WE"]

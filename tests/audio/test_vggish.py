@@ -29,7 +29,11 @@ def _ref_mel_matrix(n_bins=257, sr=16000, n_mel=64, lo=125.0, hi=7500.0):
     step = (hi_mel - lo_mel) / (n_mel + 1)
     m = np.zeros((n_bins, n_mel))
     for band in range(n_mel):
-        left, center, right = lo_mel + band * step, lo_mel + (band + 1) * step, lo_mel + (band + 2) * step
+        left, center, right = (
+            lo_mel + band * step,
+            lo_mel + (band + 1) * step,
+            lo_mel + (band + 2) * step,
+        )
         for k in range(1, n_bins):  # the DC bin stays zero
             up = (bin_mel[k] - left) / (center - left)
             down = (right - bin_mel[k]) / (right - center)
@@ -160,13 +164,17 @@ def test_state_dict_has_exactly_the_ports_names_and_shapes(random_network) -> No
     assert list(state) == list(PORT_STATE_DICT)  # same order as well
 
 
-def test_saved_state_dict_loads_back_with_identical_outputs(tmp_path, random_network, log_mel_batch) -> None:
+def test_saved_state_dict_loads_back_with_identical_outputs(
+    tmp_path, random_network, log_mel_batch
+) -> None:
     path = tmp_path / "vggish-test.pth"
     torch.save(random_network.state_dict(), path)
     reloaded = vggish.VGGish(final_relu=False)
     reloaded.load_state_dict(torch.load(path, weights_only=True), strict=True)
     with torch.inference_mode():
-        torch.testing.assert_close(reloaded.eval()(log_mel_batch), random_network(log_mel_batch), rtol=0, atol=0)
+        torch.testing.assert_close(
+            reloaded.eval()(log_mel_batch), random_network(log_mel_batch), rtol=0, atol=0
+        )
 
 
 def test_port_layout_model_loads_our_state_dict_and_agrees(random_network, log_mel_batch) -> None:
@@ -221,20 +229,23 @@ def test_postprocessor_matches_the_release_formula() -> None:
     emb = rng.normal(0, 1, (20, 128)).astype(np.float32)
     eig = np.linalg.qr(rng.normal(size=(128, 128)))[0].astype(np.float32) * 1.5
     means = rng.normal(0, 0.2, 128).astype(np.float32)
-    # The release's numpy formula: PCA in [D, N] layout, clip, scale to [0, 255], round.
+    # The release's numpy formula: PCA in [D, N] layout, clip, scale to [0, 255], truncate.
     pca = np.dot(eig, (emb.T - means.reshape(-1, 1))).T
-    expected = np.round((np.clip(pca, -2, 2) + 2) * (255.0 / 4)).astype(np.uint8)
+    expected = ((np.clip(pca, -2, 2) + 2) * (255.0 / 4)).astype(np.uint8)
     post = vggish.AudioSetPostprocessor(torch.from_numpy(eig), torch.from_numpy(means))
     out = post(torch.from_numpy(emb)).numpy()
     assert out.dtype == np.uint8
-    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1  # float rounding at .5
+    # float32 here vs float64 there may land on either side of a step edge
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
     assert (out == expected).mean() > 0.99
+    assert (np.clip(pca, -2, 2) == 2).any() and out.max() == 255
 
 
-def test_dequantize_inverts_quantize_within_half_a_step() -> None:
+def test_dequantize_inverts_quantize_within_one_step() -> None:
     x = torch.linspace(-2, 2, 1001)
     back = vggish.dequantize(vggish.quantize(x))
-    assert (back - x).abs().max() <= 2 / 255 + 1e-6
+    assert (back <= x + 1e-6).all() and (x - back).max() <= 4 / 255 + 1e-6  # truncation
+    assert vggish.quantize(torch.tensor([1.999])).item() == 254  # not rounded up to 255
     u8 = np.array([0, 255, 128], dtype=np.uint8)
     np.testing.assert_allclose(vggish.dequantize(u8), [-2.0, 2.0, 128 * 4 / 255 - 2], atol=1e-6)
     assert vggish.dequantize(u8).dtype == np.float32
@@ -260,7 +271,9 @@ def test_missing_official_weights_fail_with_one_clear_message(tmp_path) -> None:
 
 def test_random_weights_only_when_allowed_and_loudly(tmp_path, caplog) -> None:
     with caplog.at_level(logging.WARNING):
-        loaded = vggish.resolve_weights(_offline_spec(tmp_path, allow_random=True), seed=5, need_pca=True)
+        loaded = vggish.resolve_weights(
+            _offline_spec(tmp_path, allow_random=True), seed=5, need_pca=True
+        )
     assert loaded.source == "random" and loaded.network_state is None
     assert loaded.pca_source == "identity"
     assert "RANDOM" in caplog.text and "IDENTITY PCA" in caplog.text
@@ -291,7 +304,11 @@ def test_official_weights_are_loaded_and_hash_checked(tmp_path, random_network) 
 def test_embedder_output_formats(random_network) -> None:
     wave = torch.from_numpy(mixed_clip(2.0, seed=2))[: 2 * 16000].reshape(2, 16000)
     weights = vggish.LoadedWeights(
-        random_network.state_dict(), (torch.eye(128), torch.zeros(128, 1)), "official", "official", "x"
+        random_network.state_dict(),
+        (torch.eye(128), torch.zeros(128, 1)),
+        "official",
+        "official",
+        "x",
     )
     outputs = {}
     for mode in vggish.POSTPROCESS_MODES:
@@ -301,4 +318,6 @@ def test_embedder_output_formats(random_network) -> None:
         assert outputs[mode].shape == (2, 128)
     assert outputs["quantized"].dtype == torch.uint8
     torch.testing.assert_close(outputs["pca"], outputs["none"].clamp(-2, 2))
-    torch.testing.assert_close(vggish.dequantize(outputs["quantized"]), outputs["pca"], atol=2 / 255, rtol=0)
+    torch.testing.assert_close(
+        vggish.dequantize(outputs["quantized"]), outputs["pca"], atol=4 / 255, rtol=0
+    )

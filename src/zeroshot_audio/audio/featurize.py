@@ -1,0 +1,623 @@
+"""Batched, sharded, resumable VGGish featurisation of a clip list.
+
+Resumability. Kedro writes a versioned dataset only when the node returns, so an interrupted
+run would lose everything. Work therefore goes to a *work folder* keyed by a fingerprint of
+everything that determines the embeddings (layout, post-processing, weights file hash or
+random seed, audio lookup, format version): ``<work_dir>/<fingerprint>/``. The clip list is cut
+into shards of ``shard_size`` clips; each shard's file name carries a hash of its clips and of
+their audio files' size and mtime. A shard is written atomically (temp file, fsync, rename) as
+``shard-<i>-<key>.parquet`` plus its failure list ``.json``; a rerun finds the finished shards
+and computes only the missing ones, then the node hands the shard list to the versioned
+dataset, which links them into the new version. Deleting the work folder is always safe.
+
+Parallelism. Shards are independent tasks submitted to a ``concurrent.futures.Executor``: in
+this process (one worker: the model is built once and batches fill the cores), a spawn-based
+process pool (several workers, torch threads split between them), or a Dask cluster through
+``distributed.Client.get_executor()`` when a scheduler address is configured (the work folder
+must then be on storage every worker sees). Inside a shard, clips are decoded by a background
+thread while the network runs on batches of examples gathered across clips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import (
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+)
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+from tqdm.auto import tqdm
+
+from zeroshot_audio.audio import io as audio_io
+from zeroshot_audio.audio import vggish
+from zeroshot_audio.audio.shards import (
+    ShardedTable,
+    atomic_write_json,
+    atomic_write_parquet,
+    remove_stale_temp_files,
+)
+from zeroshot_audio.datasets import segment_table
+
+logger = logging.getLogger(__name__)
+
+# Bump when a code change alters the embeddings of the same inputs (invalidates work folders).
+FORMAT_VERSION = 2
+SHARD_ERROR = "shard_error"
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """``scheduler_address`` set: Dask; else ``max_workers`` > 1: process pool; else in-process."""
+
+    max_workers: int = 1
+    scheduler_address: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.scheduler_address:
+            return "dask"
+        return "process" if self.max_workers > 1 else "inline"
+
+
+@dataclass(frozen=True)
+class FeaturizeConfig:
+    """Everything the featurize stage needs (the ``featurize`` parameters, typed)."""
+
+    audio_root: str
+    filename_pattern: str = "{ytid}.ogg"
+    file_is_full_recording: bool = False
+    n_segments: int = 10
+    segment_s: float = 1.0
+    min_segment_coverage: float = 1.0
+    postprocess: str = "none"
+    final_relu: bool = False
+    weights: vggish.WeightsSpec = field(default_factory=vggish.WeightsSpec)
+    batch_size: int = 64
+    shard_size: int = 128
+    max_clips: int | None = None
+    torch_threads: int | None = None
+    channels_last: bool = True
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
+    work_dir: str = "data/04_feature/featurize_work"
+    seed: int = 0
+    device: str = "auto"
+
+    @classmethod
+    def from_params(
+        cls, params: dict[str, Any], seed: int = 0, device: str = "auto"
+    ) -> FeaturizeConfig:
+        """Build from the ``featurize`` parameters, rejecting unknown keys (typos)."""
+        params = dict(params)
+        _reject_unknown(params, cls, "featurize")
+        weights = dict(params.pop("weights", None) or {})
+        _reject_unknown(weights, vggish.WeightsSpec, "featurize.weights")
+        executor = dict(params.pop("executor", None) or {})
+        _reject_unknown(executor, ExecutorSpec, "featurize.executor")
+        config = cls(
+            **params,
+            weights=vggish.WeightsSpec(**weights),
+            executor=ExecutorSpec(**executor),
+            seed=seed,
+            device=device,
+        )
+        config.layout  # validates the segment layout  # noqa: B018
+        if config.postprocess not in vggish.POSTPROCESS_MODES:
+            raise ValueError(
+                f"featurize.postprocess must be one of {vggish.POSTPROCESS_MODES}, got {config.postprocess!r}"
+            )
+        return config
+
+    @property
+    def layout(self) -> audio_io.SegmentLayout:
+        return audio_io.SegmentLayout(
+            n_segments=self.n_segments,
+            segment_s=self.segment_s,
+            example_samples=vggish.EXAMPLE_SAMPLES,
+            min_coverage=self.min_segment_coverage,
+        )
+
+    @property
+    def output_dtype(self) -> str:
+        return "uint8" if self.postprocess == "quantized" else "float32"
+
+
+def _reject_unknown(params: dict[str, Any], cls: type, where: str) -> None:
+    known = {f.name for f in fields(cls)} - {"seed", "device"}
+    unknown = set(params) - known
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {sorted(unknown)} in {where}; known: {sorted(known)}"
+        )
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    ytid: str
+    start_s: float
+    end_s: float
+    path: str
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One unit of work: picklable, self-contained (a worker needs nothing else)."""
+
+    index: int
+    clips: tuple[ClipSpec, ...]
+    parquet_path: str
+    failures_path: str
+    config: FeaturizeConfig
+    weights: vggish.LoadedWeights | None  # None: the worker resolves them (Dask / process pool)
+
+
+@dataclass
+class ShardResult:
+    index: int
+    n_ok: int
+    n_failed: int
+    n_examples: int
+    seconds: float
+
+
+@dataclass
+class FeaturizeResult:
+    """What :func:`featurize` produced: the shards (in clip order) and the report."""
+
+    table: ShardedTable
+    report: dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------
+# Worker side
+# --------------------------------------------------------------------------------------------
+
+_EMBEDDER_CACHE: dict[str, vggish.VGGishEmbedder] = {}
+
+
+def _embedder_for(task: ShardTask, fingerprint: str) -> vggish.VGGishEmbedder:
+    """One embedder per worker process (and per configuration), built on first use."""
+    cfg = task.config
+    key = f"{fingerprint}|{cfg.final_relu}|{cfg.postprocess}|{cfg.device}|{cfg.channels_last}"
+    if key not in _EMBEDDER_CACHE:
+        weights = task.weights or vggish.resolve_weights(
+            cfg.weights, cfg.seed, cfg.postprocess != "none"
+        )
+        _EMBEDDER_CACHE.clear()  # keep one model (~290 MB) per worker
+        _EMBEDDER_CACHE[key] = vggish.build_embedder(
+            weights,
+            seed=cfg.seed,
+            final_relu=cfg.final_relu,
+            postprocess=cfg.postprocess,
+            device=vggish.resolve_device(cfg.device),
+            channels_last=cfg.channels_last,
+        )
+    return _EMBEDDER_CACHE[key]
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def prefetch(fn: Callable[[T], R], items: Iterable[T], depth: int) -> Iterator[tuple[T, Future]]:
+    """Run ``fn`` over ``items`` in one background thread, at most ``depth`` ahead: audio
+    decoding (libsndfile releases the GIL) overlaps the network's forward passes."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+        pending: deque[tuple[T, Future]] = deque()
+        for item in items:
+            pending.append((item, pool.submit(fn, item)))
+            if len(pending) > depth:
+                yield pending.popleft()
+        while pending:
+            yield pending.popleft()
+
+
+def embed_clips(
+    clips: Iterable[ClipSpec],
+    embedder: vggish.VGGishEmbedder,
+    config: FeaturizeConfig,
+) -> tuple[list[ClipSpec], np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Embed clips in batches of ``config.batch_size`` examples gathered across clips.
+
+    Returns the featurised clips, their ``n_valid_segments``, ``[n, T, 128]`` embeddings (zeros
+    past the valid segments) and one failure record per clip that could not be used.
+    """
+    layout = config.layout
+    device = next(embedder.parameters()).device
+    out_dtype = np.uint8 if embedder.output_dtype == "uint8" else np.float32
+    ok: list[ClipSpec] = []
+    n_valid: list[int] = []
+    rows: list[np.ndarray] = []
+    failures: list[dict[str, Any]] = []
+    batch: list[np.ndarray] = []
+    targets: list[tuple[int, int]] = []  # (row in `rows`, number of examples)
+
+    def flush() -> None:
+        if not batch:
+            return
+        examples = torch.from_numpy(np.concatenate(batch)).to(device, non_blocking=True)
+        with torch.inference_mode():
+            emb = embedder(examples).cpu().numpy()
+        offset = 0
+        for row, count in targets:
+            rows[row][:count] = emb[offset : offset + count]
+            offset += count
+        batch.clear()
+        targets.clear()
+
+    def load(clip: ClipSpec) -> audio_io.ClipAudio:
+        return audio_io.load_clip(
+            clip.path, clip.start_s, clip.end_s, layout, config.file_is_full_recording
+        )
+
+    pending = 0
+    for clip, future in prefetch(load, clips, depth=8):
+        try:
+            audio = future.result()
+        except audio_io.ClipFailure as err:
+            failures.append(_failure(clip, err.reason, err.detail))
+            logger.warning("Skipping clip %s@%s: %s", clip.ytid, clip.start_s, err)
+            continue
+        except Exception as err:  # an unforeseen decoder crash must not kill the shard
+            failures.append(_failure(clip, audio_io.DECODE_ERROR, f"{type(err).__name__}: {err}"))
+            logger.warning("Skipping clip %s@%s: %s", clip.ytid, clip.start_s, err)
+            continue
+        windows = audio.example_windows(layout)
+        ok.append(clip)
+        n_valid.append(audio.n_valid_segments)
+        rows.append(np.zeros((layout.n_segments, vggish.EMBEDDING_SIZE), dtype=out_dtype))
+        batch.append(windows)
+        targets.append((len(rows) - 1, len(windows)))
+        pending += len(windows)
+        if pending >= config.batch_size:
+            flush()
+            pending = 0
+    flush()
+    embeddings = (
+        np.stack(rows)
+        if rows
+        else np.zeros((0, layout.n_segments, vggish.EMBEDDING_SIZE), dtype=out_dtype)
+    )
+    return ok, np.asarray(n_valid, dtype=np.int16), embeddings, failures
+
+
+def _failure(clip: ClipSpec, reason: str, detail: str) -> dict[str, Any]:
+    return {
+        "ytid": clip.ytid,
+        "start_s": clip.start_s,
+        "path": clip.path,
+        "reason": reason,
+        "detail": detail,
+    }
+
+
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def run_shard(task: ShardTask, fingerprint: str) -> ShardResult:
+    """Embed one shard and write it atomically (failures first, the Parquet file last: the
+    Parquet file's presence is what marks the shard finished)."""
+    started = time.perf_counter()
+    cfg = task.config
+    with _torch_threads(cfg.torch_threads):
+        embedder = _embedder_for(task, fingerprint)
+        ok, n_valid, embeddings, failures = embed_clips(task.clips, embedder, cfg)
+    table = segment_table.from_arrays(
+        [c.ytid for c in ok], [c.start_s for c in ok], n_valid, embeddings
+    )
+    atomic_write_json(failures, Path(task.failures_path))
+    atomic_write_parquet(table, Path(task.parquet_path))
+    return ShardResult(
+        index=task.index,
+        n_ok=len(ok),
+        n_failed=len(failures),
+        n_examples=int(n_valid.sum()),
+        seconds=time.perf_counter() - started,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Driver side
+# --------------------------------------------------------------------------------------------
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def config_fingerprint(config: FeaturizeConfig, weights_fingerprint: str) -> str:
+    """Hash of what determines the embeddings; execution knobs (batch size, workers, threads,
+    device, shard size) are left out, so changing them reuses finished shards."""
+    semantic = {
+        "format_version": FORMAT_VERSION,
+        "audio_root": str(Path(config.audio_root).resolve()),
+        "filename_pattern": config.filename_pattern,
+        "file_is_full_recording": config.file_is_full_recording,
+        "layout": asdict(config.layout),
+        "postprocess": config.postprocess,
+        "final_relu": config.final_relu,
+        "weights": weights_fingerprint,
+    }
+    return _hash(semantic)
+
+
+def _file_stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def prepare_clips(clips: pd.DataFrame, config: FeaturizeConfig) -> tuple[list[ClipSpec], int]:
+    """Clip list in input order, duplicates of (ytid, start_s) dropped; returns (clips, n_dup)."""
+    missing = {"ytid", "start_s", "end_s"} - set(clips.columns)
+    if missing:
+        raise ValueError(f"clip table lacks column(s) {sorted(missing)}")
+    frame = clips[["ytid", "start_s", "end_s"]]
+    n_before = len(frame)
+    frame = frame.drop_duplicates(subset=["ytid", "start_s"], keep="first")
+    n_unique = len(frame)
+    if config.max_clips is not None:
+        frame = frame.iloc[: config.max_clips]
+    specs = [
+        ClipSpec(
+            ytid=str(ytid),
+            start_s=float(start),
+            end_s=float(end),
+            path=str(
+                audio_io.format_audio_path(
+                    config.audio_root, config.filename_pattern, str(ytid), float(start), float(end)
+                )
+            ),
+        )
+        for ytid, start, end in frame.itertuples(index=False, name=None)
+    ]
+    return specs, n_before - n_unique
+
+
+@contextmanager
+def open_executor(spec: ExecutorSpec) -> Iterator[Executor]:
+    """The executor the parameters ask for (see :class:`ExecutorSpec`)."""
+    if spec.kind == "dask":
+        from distributed import Client
+
+        with Client(spec.scheduler_address) as client:
+            yield client.get_executor(pure=False)
+    elif spec.kind == "process":
+        # spawn, not fork: a forked child inherits torch's OpenMP pool in an undefined state.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=spec.max_workers, mp_context=ctx) as pool:
+            yield pool
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="featurize") as pool:
+            yield pool
+
+
+def featurize(
+    clips: pd.DataFrame,
+    config: FeaturizeConfig,
+    progress: bool = True,
+) -> FeaturizeResult:
+    """Featurise every clip of ``clips`` (columns ytid, start_s, end_s), resuming finished
+    shards of earlier runs with the same fingerprint."""
+    started = time.perf_counter()
+    specs, n_duplicates = prepare_clips(clips, config)
+    weights = vggish.resolve_weights(config.weights, config.seed, config.postprocess != "none")
+    fingerprint = config_fingerprint(config, weights.fingerprint)
+    work = Path(config.work_dir) / fingerprint[:16]
+    work.mkdir(parents=True, exist_ok=True)
+    n_stale = remove_stale_temp_files(work)
+    atomic_write_json(
+        {"fingerprint": fingerprint, "config": asdict(config), "weights": weights.fingerprint},
+        work / "config.json",
+    )
+
+    kind = config.executor.kind
+    torch_threads = config.torch_threads
+    if kind == "process" and not torch_threads:
+        torch_threads = max(1, (os.cpu_count() or 1) // config.executor.max_workers)
+    task_config = replace(config, torch_threads=torch_threads)
+
+    tasks: list[ShardTask] = []
+    for index, start in enumerate(range(0, len(specs), config.shard_size)):
+        chunk = tuple(specs[start : start + config.shard_size])
+        key = _hash([fingerprint, [(asdict(c), _file_stamp(c.path)) for c in chunk]])[:16]
+        stem = work / f"shard-{index:06d}-{key}"
+        tasks.append(
+            ShardTask(
+                index=index,
+                clips=chunk,
+                parquet_path=str(stem) + ".parquet",
+                failures_path=str(stem) + ".failures.json",
+                # In-process workers share the resolved weights; remote ones resolve their own
+                # (shipping 290 MB of tensors per task would dwarf the work).
+                weights=weights if kind == "inline" else None,
+                config=task_config,
+            )
+        )
+    done = [t for t in tasks if Path(t.parquet_path).is_file() and Path(t.failures_path).is_file()]
+    todo = [t for t in tasks if t not in done]
+    logger.info(
+        "featurize: %d clips in %d shards (%d already done in %s), executor=%s, device=%s, weights=%s",
+        len(specs),
+        len(tasks),
+        len(done),
+        work,
+        kind,
+        config.device,
+        weights.source,
+    )
+
+    shard_errors: dict[int, str] = {}
+    results: list[ShardResult] = []
+    compute_started = time.perf_counter()
+    if todo:
+        with open_executor(config.executor) as executor:
+            futures = {executor.submit(run_shard, t, fingerprint): t for t in todo}
+            bar = tqdm(
+                total=sum(len(t.clips) for t in todo),
+                desc="featurize",
+                unit="clip",
+                disable=not progress,
+            )
+            for future in as_completed(futures):
+                task = futures[future]
+                try:
+                    results.append(future.result())
+                except Exception as err:  # a crashed worker loses its shard, not the run
+                    shard_errors[task.index] = f"{type(err).__name__}: {err}"
+                    logger.error("featurize: shard %d failed: %s", task.index, err)
+                bar.update(len(task.clips))
+            bar.close()
+    compute_s = time.perf_counter() - compute_started
+
+    failures: list[dict[str, Any]] = []
+    paths: list[Path] = []
+    for task in tasks:
+        if task.index in shard_errors:
+            failures += [_failure(c, SHARD_ERROR, shard_errors[task.index]) for c in task.clips]
+            continue
+        paths.append(Path(task.parquet_path))
+        failures += json.loads(Path(task.failures_path).read_text(encoding="utf-8"))
+
+    n_computed = sum(r.n_ok for r in results)
+    n_examples = sum(r.n_examples for r in results)
+    reasons = Counter(f["reason"] for f in failures)
+    n_ok = len(specs) - len(failures)
+    elapsed = time.perf_counter() - started
+    logger.info(
+        "featurize: %d clips embedded (%d computed now, %d examples, %.2f clips/s, %.1f examples/s), "
+        "%d failed %s, %d shards reused",
+        n_ok,
+        n_computed,
+        n_examples,
+        n_computed / compute_s if compute_s > 0 else 0.0,
+        n_examples / compute_s if compute_s > 0 else 0.0,
+        len(failures),
+        dict(reasons),
+        len(done),
+    )
+    if specs and n_ok == 0:
+        examples = "; ".join(f"{f['path']}: {f['reason']}: {f['detail']}" for f in failures[:3])
+        raise RuntimeError(
+            f"featurize: none of the {len(specs)} clips could be featurised "
+            f"({dict(reasons)}). Check audio_root/filename_pattern. First failures: {examples}"
+        )
+
+    schema = segment_table.segment_schema(config.n_segments, config.output_dtype)
+    report = {
+        "n_clips_input": int(len(clips)),
+        "n_duplicates_dropped": int(n_duplicates),
+        "n_clips": len(specs),
+        "n_featurized": n_ok,
+        "n_failed": len(failures),
+        "failures_by_reason": dict(sorted(reasons.items())),
+        "failures": failures,
+        "n_shards": len(tasks),
+        "n_shards_reused": len(done),
+        "n_clips_computed": n_computed,
+        "n_examples_computed": n_examples,
+        "n_stale_temp_files_removed": n_stale,
+        "compute_seconds": round(compute_s, 3),
+        "clips_per_second": round(n_computed / compute_s, 3)
+        if compute_s > 0 and n_computed
+        else None,
+        "total_seconds": round(elapsed, 3),
+        "work_folder": str(work),
+        "fingerprint": fingerprint,
+        "vggish_weights": weights.source,
+        "vggish_pca": weights.pca_source,
+        "weights_fingerprint": weights.fingerprint,
+        "executor": kind,
+        "device": str(vggish.resolve_device(config.device)),
+        "embedding_dtype": config.output_dtype,
+        "n_segments": config.n_segments,
+        "segment_s": config.segment_s,
+        "postprocess": config.postprocess,
+        "final_relu": config.final_relu,
+    }
+    return FeaturizeResult(table=ShardedTable(paths=paths, schema=schema), report=report)
+
+
+def from_released_embeddings(
+    clips: pd.DataFrame, tfrecord_paths: Iterable[str | Path], n_segments: int = 10
+) -> tuple[pa.Table, dict[str, Any]]:
+    """The AudioSet release's embeddings for the clips of ``clips`` (in its order), instead of
+    computing them: the clips absent from the TFRecords are reported as ``not_released``."""
+    from zeroshot_audio.audio.tfrecord_reader import read_released_embeddings
+
+    started = time.perf_counter()
+    frame = clips[["ytid", "start_s"]].drop_duplicates()
+    paths = sorted(str(p) for p in tfrecord_paths)
+    if not paths:
+        raise FileNotFoundError("featurize: no TFRecord files match the released_embeddings glob")
+    released = read_released_embeddings(
+        paths, n_segments, keep=frame.itertuples(index=False, name=None)
+    )
+    position = {
+        (y, round(s * 1000)): i
+        for i, (y, s) in enumerate(
+            zip(released.clips["ytid"], released.clips["start_s"], strict=True)
+        )
+    }
+    order, failures = [], []
+    for ytid, start in frame.itertuples(index=False, name=None):
+        i = position.get((str(ytid), round(float(start) * 1000)))
+        if i is None:
+            failures.append(
+                {
+                    "ytid": str(ytid),
+                    "start_s": float(start),
+                    "path": None,
+                    "reason": "not_released",
+                    "detail": "",
+                }
+            )
+        else:
+            order.append(i)
+    table = released.table.take(pa.array(order, pa.int64()))
+    reasons = Counter(f["reason"] for f in failures)
+    report = {
+        "source": "released_embeddings",
+        "n_clips_input": int(len(clips)),
+        "n_clips": int(len(frame)),
+        "n_featurized": len(order),
+        "n_failed": len(failures),
+        "failures_by_reason": dict(reasons),
+        "failures": failures,
+        "tfrecord_files": len(paths),
+        "tfrecord_problems": released.problems,
+        "vggish_weights": "official",
+        "vggish_pca": "official",
+        "embedding_dtype": "uint8",
+        "n_segments": n_segments,
+        "postprocess": "quantized",
+        "total_seconds": round(time.perf_counter() - started, 3),
+    }
+    return table, report

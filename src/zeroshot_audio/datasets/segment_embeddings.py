@@ -1,0 +1,203 @@
+"""``SegmentEmbeddingsDataset``: the versioned, sharded ``segment_embeddings`` table.
+
+Kedro's PartitionedDataset cannot be versioned, and one Parquet file per table would force
+the whole table through memory at save time. This dataset stores a folder of Parquet shards
+under each version (``<filepath>/<version>/<name>/part-000000.parquet ...``) and loads them
+back as one ``pyarrow.Table`` with the schema of ``segment_table.segment_schema``.
+
+``save`` accepts a ``pyarrow.Table`` (split into ``rows_per_shard`` rows per file) or a
+:class:`~zeroshot_audio.audio.shards.ShardedTable` (finished shards from the featurize work
+folder, hard-linked when on the same local filesystem, else copied). A version folder appears
+only once complete: shards are written into a hidden sibling folder that is renamed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from copy import deepcopy
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from kedro.io.core import (
+    AbstractVersionedDataset,
+    DatasetError,
+    Version,
+    get_filepath_str,
+    get_protocol_and_path,
+)
+from kedro_datasets._typing import TablePreview
+
+from zeroshot_audio.audio.shards import ShardedTable
+from zeroshot_audio.datasets import segment_table
+
+PART_GLOB = "part-*.parquet"
+
+
+def _part_name(index: int) -> str:
+    return f"part-{index:06d}.parquet"
+
+
+def _check_schema(schema: pa.Schema, where: str) -> None:
+    """The table must follow the contract of ``segment_table.segment_schema``."""
+    try:
+        emb = schema.field("embedding").type
+        dtype = {pa.float32(): "float32", pa.uint8(): "uint8"}[emb.value_type.value_type]
+        expected = segment_table.segment_schema(emb.list_size, dtype)
+    except (KeyError, AttributeError) as err:
+        raise DatasetError(f"{where}: not a segment_embeddings table ({err!r}): {schema}") from err
+    if not schema.remove_metadata().equals(expected):
+        raise DatasetError(f"{where}: schema {schema} differs from the contract {expected}")
+
+
+class SegmentEmbeddingsDataset(AbstractVersionedDataset[pa.Table | ShardedTable, pa.Table]):
+    """Versioned folder of Parquet shards holding the ``segment_embeddings`` table.
+
+    Example catalog entry::
+
+        segment_embeddings:
+          type: zeroshot_audio.datasets.segment_embeddings.SegmentEmbeddingsDataset
+          filepath: data/04_feature/segment_embeddings
+          versioned: true
+    """
+
+    DEFAULT_SAVE_ARGS: dict[str, Any] = {"rows_per_shard": 50_000, "compression": "zstd"}
+    DEFAULT_LOAD_ARGS: dict[str, Any] = {"memory_map": True}
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        filepath: str,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        version: Version | None = None,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        protocol, path = get_protocol_and_path(filepath, version)
+        self._protocol = protocol
+        self._storage_options = {**deepcopy(credentials or {}), **deepcopy(fs_args or {})}
+        self._fs = fsspec.filesystem(protocol, **self._storage_options)
+        self.metadata = metadata
+        self._load_args = {**self.DEFAULT_LOAD_ARGS, **(load_args or {})}
+        self._save_args = {**self.DEFAULT_SAVE_ARGS, **(save_args or {})}
+        super().__init__(
+            filepath=PurePosixPath(path),
+            version=version,
+            exists_function=self._fs.exists,
+            glob_function=self._fs.glob,
+        )
+
+    # -- load ------------------------------------------------------------------------------
+
+    def _parts(self, folder: str) -> list[str]:
+        return sorted(self._fs.glob(f"{folder}/{PART_GLOB}"))
+
+    def load(self) -> pa.Table:
+        folder = get_filepath_str(self._get_load_path(), self._protocol)
+        parts = self._parts(folder)
+        if not parts:
+            raise DatasetError(f"No shards ({PART_GLOB}) in {folder}")
+        filesystem = None if self._protocol == "file" else self._fs
+        tables = [pq.read_table(p, filesystem=filesystem, **self._load_args) for p in parts]
+        for part, table in zip(parts, tables, strict=True):
+            _check_schema(table.schema, part)
+        schema = tables[0].schema.remove_metadata()
+        return pa.concat_tables([t.replace_schema_metadata(None).cast(schema) for t in tables])
+
+    # -- save ------------------------------------------------------------------------------
+
+    def save(self, data: pa.Table | ShardedTable) -> None:
+        final = get_filepath_str(self._get_save_path(), self._protocol)
+        staging = f"{final.rsplit('/', 1)[0]}/.{final.rsplit('/', 1)[1]}.staging"
+        if self._fs.exists(staging):
+            self._fs.rm(staging, recursive=True)
+        self._fs.mkdirs(staging, exist_ok=True)
+        if isinstance(data, ShardedTable):
+            _check_schema(data.schema, "ShardedTable")
+            for index, src in enumerate(data.paths):
+                self._put_file(Path(src), f"{staging}/{_part_name(index)}")
+            if not data.paths:
+                self._write_table(data.schema.empty_table(), f"{staging}/{_part_name(0)}")
+        elif isinstance(data, pa.Table):
+            _check_schema(data.schema, "table")
+            rows = int(self._save_args["rows_per_shard"])
+            offsets = range(0, max(len(data), 1), rows)
+            for index, offset in enumerate(offsets):
+                self._write_table(data.slice(offset, rows), f"{staging}/{_part_name(index)}")
+        else:
+            raise DatasetError(
+                f"segment_embeddings saves a pyarrow.Table or a ShardedTable, got {type(data).__name__}"
+            )
+        self._fs.mv(staging, final, recursive=True)
+        self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
+
+    def _write_table(self, table: pa.Table, path: str) -> None:
+        with self._fs.open(path, "wb") as f:
+            pq.write_table(table, f, compression=self._save_args["compression"])
+
+    def _put_file(self, src: Path, dest: str) -> None:
+        if self._protocol == "file":
+            try:
+                os.link(src, dest)  # shards are immutable: a hard link is a free, safe copy
+                return
+            except OSError:
+                shutil.copyfile(src, dest)
+                return
+        self._fs.put_file(str(src), dest)
+
+    # -- the rest --------------------------------------------------------------------------
+
+    def _exists(self) -> bool:
+        try:
+            folder = get_filepath_str(self._get_load_path(), self._protocol)
+        except DatasetError:
+            return False
+        return bool(self._parts(folder))
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": self._filepath,
+            "protocol": self._protocol,
+            "load_args": self._load_args,
+            "save_args": self._save_args,
+            "version": self._version,
+        }
+
+    def _release(self) -> None:
+        super()._release()
+        self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
+
+    def preview(self, nrows: int = 5) -> TablePreview:
+        """First rows for kedro-viz: ids, valid segments and per-clip embedding statistics
+        (the [T x 128] arrays themselves do not fit in a table cell)."""
+        folder = get_filepath_str(self._get_load_path(), self._protocol)
+        parts = self._parts(folder)
+        filesystem = None if self._protocol == "file" else self._fs
+        table = pq.read_table(parts[0], filesystem=filesystem)[:nrows] if parts else None
+        if table is None or len(table) == 0:
+            return TablePreview({"columns": [], "index": [], "data": []})
+        arrays = segment_table.to_arrays(table)
+        emb = arrays.embeddings.astype("float32")
+        data = [
+            [
+                str(arrays.ytid[i]),
+                float(arrays.start_s[i]),
+                int(arrays.n_valid_segments[i]),
+                f"{emb.shape[1]}x{emb.shape[2]} {arrays.embeddings.dtype}",
+                round(float(emb[i, : arrays.n_valid_segments[i]].mean()), 4),
+                round(float(emb[i, : arrays.n_valid_segments[i]].std()), 4),
+            ]
+            for i in range(len(table))
+        ]
+        return TablePreview(
+            {
+                "columns": ["ytid", "start_s", "n_valid_segments", "embedding", "mean", "std"],
+                "index": list(range(len(data))),
+                "data": data,
+            }
+        )
