@@ -106,3 +106,13 @@ def test_invalid_config_is_refused():
         ModelConfig(semantic_dim=4, gamma=1.5)
     with pytest.raises(ValueError, match="tau"):
         ModelConfig(semantic_dim=4, tau=0)
+
+
+def test_standardisation_buffers_travel_with_the_checkpoint(model):
+    model.set_segment_statistics(torch.full((128,), 3.0), torch.full((128,), 2.0))
+    x, mask, labels = _inputs()
+    restored = TemporalAttentionModel.from_checkpoint(model.checkpoint())
+    with torch.no_grad():
+        torch.testing.assert_close(restored(x, mask, labels).scores, model(x, mask, labels).scores)
+        # (x - 3) / 2 is what the projection sees
+        torch.testing.assert_close(model.embed_segments(x), model.acoustic((x - 3.0) / 2.0))

@@ -31,6 +31,7 @@ PARAMS: dict[str, Any] = {
         "methods": ["temporal_attention", "uniform", "supervised"],
         "model": {"joint_dim": 32, "n_layers": 1, "tau": 1.0, "gamma": 0.5, "dropout": 0.0},
         "gamma_grid": [],
+        "cpu_threads": 1,
         "fit": {
             "epochs": 4,
             "batch_size": 32,
@@ -50,6 +51,7 @@ PARAMS: dict[str, Any] = {
     "evaluate": {
         "threshold": {"rule": "tuned", "fixed": 0.0, "top_k": 1},
         "batch_size": 512,
+        "cpu_threads": 1,
         "std_ddof": 1,
         "heatmaps": {
             "rotation": None,

@@ -78,7 +78,7 @@ def test_training_saves_every_rotation_and_method_with_what_predict_needs(runs):
     assert report["clips"]["missing_embeddings"] == DROPPED_CLIPS
     assert report["mlflow_metrics"]["train.clips_missing_embeddings"] == DROPPED_CLIPS
     history = train_catalog.load("training_history")
-    epochs = history["train/rot0/temporal_attention/val_map"]
+    epochs = history["rot0/temporal_attention/val_map"]
     assert [e["step"] for e in epochs] == list(range(1, len(epochs) + 1))
 
 

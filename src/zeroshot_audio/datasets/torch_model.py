@@ -1,0 +1,133 @@
+"""``TorchModelDataset``: a versioned file of named PyTorch checkpoints (state_dict + config + facts).
+
+The data is a mapping ``name -> checkpoint`` where each checkpoint is a dict with at least
+``config`` (plain values needed to rebuild the network) and ``state_dict`` (tensors), plus any plain
+metadata (rotation, method, tuned threshold, class list, label encoder...). It is written with
+``torch.save`` and read back with ``torch.load(weights_only=True)``: only tensors and plain Python
+values, never pickled code, so a checkpoint from anywhere is safe to open. One file holds every
+rotation and method of a training run, so ``evaluate`` and ``predict`` load one consistent set.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping
+from copy import deepcopy
+from pathlib import PurePosixPath
+from typing import Any
+
+import fsspec
+import pandas as pd
+import torch
+from kedro.io.core import (
+    AbstractVersionedDataset,
+    DatasetError,
+    Version,
+    get_filepath_str,
+    get_protocol_and_path,
+)
+
+Checkpoints = dict[str, dict[str, Any]]
+_PREVIEW_KEYS = ("rotation", "method", "threshold", "best_epoch", "n_classes", "n_train_clips")
+
+
+class TorchModelDataset(AbstractVersionedDataset[Checkpoints, Checkpoints]):
+    """Named checkpoints in one ``torch.save`` file; versioned like any Kedro file dataset.
+
+    Example catalog entry::
+
+        trained_models:
+          type: zeroshot_audio.datasets.torch_model.TorchModelDataset
+          filepath: data/06_models/trained_models.pt
+          versioned: true
+    """
+
+    def __init__(
+        self,
+        *,
+        filepath: str | os.PathLike,
+        version: Version | None = None,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        _fs_args = deepcopy(fs_args) or {}
+        protocol, path = get_protocol_and_path(str(filepath), version)
+        if protocol == "file":
+            _fs_args.setdefault("auto_mkdir", True)
+        self._protocol = protocol
+        self._fs = fsspec.filesystem(protocol, **(deepcopy(credentials) or {}), **_fs_args)
+        self.metadata = metadata
+        super().__init__(
+            filepath=PurePosixPath(path),
+            version=version,
+            exists_function=self._fs.exists,
+            glob_function=self._fs.glob,
+        )
+
+    def load(self) -> Checkpoints:
+        load_path = get_filepath_str(self._get_load_path(), self._protocol)
+        with self._fs.open(load_path, mode="rb") as f:
+            buffer = io.BytesIO(f.read())
+        try:
+            data = torch.load(buffer, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises several types for foreign or corrupt files
+            raise DatasetError(
+                f"{load_path} is not a checkpoint file written by TorchModelDataset: {error}"
+            ) from error
+        _validate(data, load_path)
+        return data
+
+    def save(self, data: Checkpoints) -> None:
+        save_path = get_filepath_str(self._get_save_path(), self._protocol)
+        _validate(data, save_path)
+        buffer = io.BytesIO()
+        torch.save({name: dict(entry) for name, entry in data.items()}, buffer)
+        with self._fs.open(save_path, mode="wb") as f:
+            f.write(buffer.getvalue())
+        self._invalidate_cache()
+
+    def _exists(self) -> bool:
+        try:
+            load_path = get_filepath_str(self._get_load_path(), self._protocol)
+        except DatasetError:
+            return False
+        return self._fs.exists(load_path)
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "protocol": self._protocol, "version": self._version}
+
+    def _release(self) -> None:
+        super()._release()
+        self._invalidate_cache()
+
+    def _invalidate_cache(self) -> None:
+        self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
+
+    def preview(self) -> dict[str, Any]:
+        """A table for kedro-viz: one row per checkpoint with its key facts and parameter count."""
+        data = self.load.__wrapped__(self)  # type: ignore[attr-defined]
+        return summarise_checkpoints(data).to_dict(orient="split")
+
+
+def summarise_checkpoints(data: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per checkpoint: name, the common facts, config and parameter count."""
+    rows = []
+    for name, entry in data.items():
+        row: dict[str, Any] = {"name": name}
+        row.update({k: entry[k] for k in _PREVIEW_KEYS if k in entry})
+        row["n_parameters"] = int(sum(t.numel() for t in entry["state_dict"].values()))
+        row.update({f"config.{k}": v for k, v in entry["config"].items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _validate(data: Any, where: str) -> None:
+    if not isinstance(data, Mapping):
+        raise DatasetError(f"{where}: expected a mapping name -> checkpoint, got {type(data)}")
+    for name, entry in data.items():
+        if not isinstance(entry, Mapping) or not {"config", "state_dict"} <= set(entry):
+            raise DatasetError(
+                f"{where}: checkpoint {name!r} must be a mapping with 'config' and 'state_dict'"
+            )

@@ -1,0 +1,160 @@
+"""The temporal-attention zero-shot audio tagger of Dogan et al. (IWAENC 2024), in one file.
+
+A clip is a sequence of T segment embeddings x_t (VGGish, 128-d); a class is a label embedding e_c
+(a sentence encoder's vector of its name/description). Both are mapped into one D-dimensional space
+by small fc + tanh networks, a_t = f(x_t) and s_c = h(e_c), and scored by their dot product:
+
+    g[t, c]     = a_t . s_c                                   segment-by-class compatibility
+    alpha[t, c] = softmax over the clip's valid t of g[t, c] / tau    temporal attention per class
+    y_c         = sum_t alpha[t, c] g[t, c]                   attended score
+    z_c         = mean over valid t of g[t, c]                uniform score
+    p_c         = gamma * y_c + (1 - gamma) * z_c             fused score (gamma = 0: uniform baseline)
+
+Classes are an input of ``forward`` rather than rows of an output layer, so a model trained on one
+set of classes scores any other set (that is the zero-shot part). Padding segments (t >= the clip's
+number of valid segments) never reach a score or an attention weight.
+
+No Kedro here: this module is usable from a notebook or a script as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from zeroshot_audio.audio.vggish import EMBEDDING_SIZE as SEGMENT_DIM
+from zeroshot_audio.audio.vggish import dequantize as dequantize_audioset
+
+
+def dequantize(segments: Tensor) -> Tensor:
+    """Segments as stored (uint8 AudioSet-quantised, or float) -> float32 model input.
+
+    Done on the device batch by batch, so a training run can hold the whole table there as uint8
+    (4x smaller). uint8 follows the AudioSet release, x = u8 * 4/255 - 2 (featurize's function).
+    """
+    if segments.dtype == torch.uint8:
+        return dequantize_audioset(segments)
+    return segments.to(torch.float32)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network; saved next to its weights."""
+
+    semantic_dim: int
+    acoustic_dim: int = SEGMENT_DIM
+    joint_dim: int = 256
+    n_layers: int = 1
+    tau: float = 1.0
+    gamma: float = 0.5
+    dropout: float = 0.0
+    # Standardise segments with the training clips' per-dimension mean/std (buffers set by ``fit``;
+    # identity until then). Not in the paper, whose PCA-whitened AudioSet inputs are already near
+    # unit scale; raw VGGish vectors (|x| ~ 7) would otherwise saturate the tanh from the start.
+    standardize_segments: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must lie in [0, 1], got {self.gamma}")
+        if self.tau <= 0:
+            raise ValueError(f"tau must be positive, got {self.tau}")
+        if self.n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
+        """Build from a (possibly larger) mapping such as a parameters block; unknown keys ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ModelOutput(NamedTuple):
+    scores: Tensor  # [B, C] fused scores p
+    attention: Tensor  # [B, T, C] alpha, zero on padding segments
+
+
+def _projection(in_dim: int, out_dim: int, n_layers: int, dropout: float) -> nn.Sequential:
+    """n_layers of fc + tanh; the last one lands in the joint space."""
+    layers: list[nn.Module] = []
+    for i in range(n_layers):
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers += [nn.Linear(in_dim if i == 0 else out_dim, out_dim), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+class TemporalAttentionModel(nn.Module):
+    """Scores T-segment clips against any set of label embeddings (see module docstring)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.acoustic = _projection(
+            config.acoustic_dim, config.joint_dim, config.n_layers, config.dropout
+        )
+        self.semantic = _projection(
+            config.semantic_dim, config.joint_dim, config.n_layers, config.dropout
+        )
+        self.register_buffer("segment_mean", torch.zeros(config.acoustic_dim))
+        self.register_buffer("segment_std", torch.ones(config.acoustic_dim))
+
+    def set_segment_statistics(self, mean: Tensor, std: Tensor) -> None:
+        """Input standardisation (x - mean) / std, saved with the weights; see ModelConfig."""
+        self.segment_mean.copy_(mean.to(self.segment_mean))
+        self.segment_std.copy_(std.to(self.segment_std).clamp(min=1e-6))
+
+    def embed_segments(self, segments: Tensor) -> Tensor:
+        """[B, T, 128] (uint8 or float) -> a: [B, T, D]."""
+        x = (dequantize(segments) - self.segment_mean) / self.segment_std
+        return self.acoustic(x)
+
+    def embed_labels(self, label_embeddings: Tensor) -> Tensor:
+        """[C, E] -> s: [C, D]."""
+        return self.semantic(label_embeddings.to(torch.float32))
+
+    def forward(
+        self,
+        segments: Tensor,
+        valid_mask: Tensor,
+        label_embeddings: Tensor,
+        gamma: float | None = None,
+    ) -> ModelOutput:
+        """Fused scores [B, C] and attention [B, T, C] of each clip for each given class.
+
+        ``valid_mask`` [B, T] is True on segments holding audio. ``gamma`` overrides the configured
+        fusion weight (used to score one trained network both ways).
+        """
+        gamma = self.config.gamma if gamma is None else gamma
+        a = self.embed_segments(segments)  # [B, T, D]
+        s = self.embed_labels(label_embeddings)  # [C, D]
+        g = a @ s.T  # [B, T, C]
+        mask = valid_mask[:, :, None]  # [B, T, 1]
+        logits = (g / self.config.tau).masked_fill(~mask, torch.finfo(g.dtype).min)
+        # A finite fill keeps a clip with no valid segment at zero attention instead of NaN.
+        attention = torch.softmax(logits, dim=1) * mask
+        attended = (attention * g).sum(dim=1)
+        n_valid = valid_mask.sum(dim=1, keepdim=True).clamp(min=1)
+        uniform = (g * mask).sum(dim=1) / n_valid
+        scores = gamma * attended + (1.0 - gamma) * uniform
+        return ModelOutput(scores=scores, attention=attention)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Plain-data form (config dict + CPU state_dict), loadable with ``torch.load(weights_only=True)``."""
+        return {
+            "config": self.config.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+        }
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Mapping[str, Any]) -> TemporalAttentionModel:
+        """Rebuild from ``checkpoint()`` output (or any mapping with ``config`` and ``state_dict``)."""
+        model = cls(ModelConfig.from_dict(checkpoint["config"]))
+        model.load_state_dict(checkpoint["state_dict"])
+        return model.eval()

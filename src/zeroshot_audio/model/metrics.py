@@ -1,0 +1,159 @@
+"""Multi-label metrics, threshold rules and the zero-rule baseline.
+
+Conventions (stated once, used everywhere):
+- F1 from scikit-learn with ``zero_division=0``: a class never predicted has precision 0, a clip
+  set with no positive of a class contributes recall 0 for it.
+- macro-F1 and mAP average over the classes that have at least one positive among the evaluated
+  clips (a class absent from the test clips has no defined recall or AP, so it would only add a
+  constant 0 that depends on the random clip split, not on the model).
+- micro-F1 counts every (clip, class) decision of every candidate class, absent or not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.metrics import average_precision_score, f1_score
+
+ZERO_DIVISION = 0.0
+ThresholdRule = Literal["tuned", "fixed", "top_k"]
+THRESHOLD_RULES: tuple[str, ...] = ("tuned", "fixed", "top_k")
+
+
+def tune_global_threshold(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """One threshold for all classes that maximises micro-F1 on (validation) clips.
+
+    Exact and O(NC log NC): sort every (clip, class) score once; cutting after the k highest gives
+    TP(k) = cumulative positives and micro-F1 = 2 TP / (k + P). Cuts inside a run of tied scores are
+    not allowed, since a threshold cannot split ties. Returns (threshold, micro-F1 at it); predict
+    with ``scores >= threshold``.
+    """
+    y = np.asarray(y_true, dtype=bool).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if y.shape != s.shape or s.size == 0:
+        raise ValueError(
+            f"y_true and scores must have the same non-empty shape; got {y.shape}, {s.shape}"
+        )
+    n_positive = int(y.sum())
+    if n_positive == 0:
+        return float(s.max()) + 1.0, 0.0  # nothing to find: predict nothing
+    order = np.argsort(-s, kind="stable")
+    s_sorted = s[order]
+    true_positives = np.cumsum(y[order])
+    n_predicted = np.arange(1, s.size + 1)
+    f1 = 2.0 * true_positives / (n_predicted + n_positive)
+    last_of_ties = np.r_[s_sorted[1:] < s_sorted[:-1], True]
+    f1 = np.where(last_of_ties, f1, -1.0)
+    best = int(np.argmax(f1))
+    if best + 1 < s.size:
+        above, below = s_sorted[best], s_sorted[best + 1]
+        threshold = below + (above - below) / 2.0
+        if not below < threshold <= above:  # adjacent floats: the midpoint rounds onto `below`
+            threshold = above
+    else:
+        threshold = s_sorted[best]
+    return float(threshold), float(f1[best])
+
+
+def top_k_predictions(scores: np.ndarray, k: int) -> np.ndarray:
+    """Boolean [N, C]: the k highest-scoring classes of every clip."""
+    scores = np.asarray(scores)
+    n, c = scores.shape
+    k = int(min(max(k, 0), c))
+    predictions = np.zeros((n, c), dtype=bool)
+    if k == 0:
+        return predictions
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    np.put_along_axis(predictions, top, True, axis=1)
+    return predictions
+
+
+def apply_threshold_rule(
+    scores: np.ndarray,
+    rule: ThresholdRule,
+    *,
+    threshold: float | None = None,
+    k: int | None = None,
+) -> np.ndarray:
+    """Boolean predictions [N, C] from scores by ``tuned``/``fixed`` (score >= threshold) or ``top_k``."""
+    if rule in ("tuned", "fixed"):
+        if threshold is None:
+            raise ValueError(f"threshold rule {rule!r} needs a threshold")
+        return np.asarray(scores) >= threshold
+    if rule == "top_k":
+        if k is None:
+            raise ValueError("threshold rule 'top_k' needs k")
+        return top_k_predictions(scores, k)
+    raise ValueError(f"unknown threshold rule {rule!r}; expected one of {THRESHOLD_RULES}")
+
+
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray
+) -> dict[str, Any]:
+    """micro-F1, macro-F1, mAP and per-class F1/AP (arrays over all C classes, NaN AP if absent)."""
+    y_true = np.asarray(y_true, dtype=np.int8)
+    y_pred = np.asarray(y_pred, dtype=np.int8)
+    scores = np.asarray(scores, dtype=np.float64)
+    if not (y_true.shape == y_pred.shape == scores.shape) or y_true.ndim != 2:
+        raise ValueError(
+            f"y_true, y_pred, scores must share one [N, C] shape; got {y_true.shape}, "
+            f"{y_pred.shape}, {scores.shape}"
+        )
+    present = np.flatnonzero(y_true.any(axis=0))
+    per_class_f1 = f1_score(y_true, y_pred, average=None, zero_division=ZERO_DIVISION)
+    per_class_ap = np.full(y_true.shape[1], np.nan)
+    if present.size:
+        per_class_ap[present] = average_precision_score(
+            y_true[:, present], scores[:, present], average=None
+        )
+        macro_f1 = f1_score(
+            y_true, y_pred, average="macro", labels=present, zero_division=ZERO_DIVISION
+        )
+    else:
+        macro_f1 = 0.0
+    return {
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=ZERO_DIVISION)),
+        "macro_f1": float(macro_f1),
+        "map": float(np.nanmean(per_class_ap)) if present.size else 0.0,
+        "per_class_f1": per_class_f1.astype(float),
+        "per_class_ap": per_class_ap,
+        "n_clips": int(y_true.shape[0]),
+        "n_classes": int(y_true.shape[1]),
+        "n_classes_present": int(present.size),
+        "mean_predicted_per_clip": float(y_pred.sum(axis=1).mean()) if y_pred.size else 0.0,
+    }
+
+
+def mean_average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """mAP over classes with at least one positive (the early-stopping metric: threshold-free)."""
+    y_true = np.asarray(y_true, dtype=np.int8)
+    present = np.flatnonzero(y_true.any(axis=0))
+    if present.size == 0:
+        return 0.0
+    return float(
+        np.mean(
+            average_precision_score(
+                y_true[:, present], np.asarray(scores)[:, present], average=None
+            )
+        )
+    )
+
+
+def zero_rule(reference_targets: np.ndarray, n_clips: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The zero-rule baseline: every clip gets the k most frequent classes of a reference clip set.
+
+    k = the reference clips' mean label count, rounded (at least 1). Returns (scores, predictions,
+    k) for ``n_clips`` clips; the score of a class is its reference frequency, so mAP of the
+    baseline is defined too (it equals each class's prevalence).
+    """
+    reference = np.asarray(reference_targets, dtype=bool)
+    if reference.ndim != 2 or reference.shape[0] == 0:
+        raise ValueError(f"zero-rule needs a non-empty [M, C] reference; got {reference.shape}")
+    frequency = reference.mean(axis=0)
+    k = max(1, round(float(reference.sum(axis=1).mean())))
+    scores = np.broadcast_to(frequency, (n_clips, frequency.size)).copy()
+    top = np.argsort(-frequency, kind="stable")[:k]
+    predictions = np.zeros((n_clips, frequency.size), dtype=bool)
+    predictions[:, top] = True
+    return scores, predictions, k

@@ -1,0 +1,390 @@
+"""Fitting and scoring the temporal-attention model over contiguous tensors.
+
+The whole segment table lives in one [N, T, 128] tensor on the training device (uint8 when the
+table is quantised, so 2M AudioSet clips take 2.6 GB), and a split is a vector of row indices into
+it. A batch is one fancy-index of that tensor: no per-sample Dataset, no collate, no host-to-device
+copy per step. Validation after every epoch picks the checkpoint (early stopping on a parameterised
+metric); mixed precision (bfloat16 autocast) is used on CUDA.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from zeroshot_audio.model.attention import TemporalAttentionModel, dequantize
+from zeroshot_audio.model.loss import warp_loss
+from zeroshot_audio.model.metrics import mean_average_precision, tune_global_threshold
+
+logger = logging.getLogger(__name__)
+
+MONITORS = {"val_map": "max", "val_micro_f1": "max", "val_loss": "min"}
+OPTIMIZERS = ("adam", "sgd")
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else CPU; anything else is a torch device string."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {spec!r} was requested but CUDA is not available; set `device: auto` or `cpu`"
+        )
+    return device
+
+
+@contextmanager
+def cpu_threads(n_threads: int | None) -> Iterator[None]:
+    """Run a block with ``n_threads`` torch intra-op CPU threads (None: leave torch's default).
+
+    The model's CPU ops are small (a batch of 64 clips is ~20 M multiply-adds per layer), too
+    small to amortise thread synchronisation: on a loaded 2-core machine one thread trained 10x
+    faster than two (docs/choices_train_evaluate.md). GPU work is unaffected.
+    """
+    if n_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Optimisation settings; the defaults are the project's documented choices."""
+
+    epochs: int = 40
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD only
+    margin: float = 1.0
+    monitor: str = "val_map"
+    patience: int = 8
+    eval_batch_size: int = 4096
+    mixed_precision: bool = True  # takes effect on CUDA only
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {sorted(MONITORS)}, got {self.monitor!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> FitConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown fit parameters {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**dict(values))
+
+
+@dataclass
+class ClipSet:
+    """One split: row indices into the shared segment tensor, its targets and its classes."""
+
+    segments: Tensor  # [N_all, T, 128], uint8 or float32, shared by every split
+    n_valid: Tensor  # [N_all] int64
+    rows: Tensor  # [n] int64 rows of this split
+    targets: Tensor  # [n, C] bool
+    label_embeddings: Tensor  # [C, E] float32, the split's candidate classes
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.segments.device
+
+    def batch(self, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(segments [B, T, 128], valid mask [B, T], targets [B, C]) for split positions."""
+        rows = self.rows[positions]
+        n_segments = self.segments.shape[1]
+        mask = torch.arange(n_segments, device=self.device)[None, :] < self.n_valid[rows, None]
+        return self.segments[rows], mask, self.targets[positions]
+
+
+def segments_to_device(
+    embeddings: np.ndarray, n_valid: np.ndarray, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """The [N, T, 128] table and its valid counts as device tensors (zero-copy on CPU)."""
+    with warnings.catch_warnings():
+        # Arrow-backed arrays are read-only; the tensor is never written to.
+        warnings.simplefilter("ignore", UserWarning)
+        segments = torch.from_numpy(np.ascontiguousarray(embeddings))
+    return segments.to(device), torch.as_tensor(np.asarray(n_valid), dtype=torch.int64).to(device)
+
+
+def make_clip_set(
+    segments: Tensor,
+    n_valid: Tensor,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    label_embeddings: np.ndarray,
+) -> ClipSet:
+    """Put one split's indices, targets and label embeddings next to the shared table."""
+    device = segments.device
+    return ClipSet(
+        segments=segments,
+        n_valid=n_valid,
+        rows=torch.as_tensor(np.asarray(rows), dtype=torch.int64, device=device),
+        targets=torch.as_tensor(np.asarray(targets, dtype=bool), device=device),
+        label_embeddings=torch.as_tensor(
+            np.asarray(label_embeddings, dtype=np.float32), device=device
+        ),
+    )
+
+
+@torch.no_grad()
+def segment_statistics(clips: ClipSet, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+    """Per-dimension mean and std of the valid segments of a split (chunked, float64 sums)."""
+    total = torch.zeros(clips.segments.shape[2], dtype=torch.float64, device=clips.device)
+    squares = torch.zeros_like(total)
+    count = 0
+    for start in range(0, len(clips), chunk):
+        positions = torch.arange(start, min(start + chunk, len(clips)), device=clips.device)
+        x, mask, _ = clips.batch(positions)
+        valid = dequantize(x)[mask]  # [n_valid_segments, 128]
+        total += valid.sum(dim=0, dtype=torch.float64)
+        squares += valid.square().sum(dim=0, dtype=torch.float64)
+        count += valid.shape[0]
+    if count == 0:
+        raise ValueError("no valid segment to compute input statistics from")
+    mean = total / count
+    std = (squares / count - mean * mean).clamp(min=0).sqrt()
+    return mean.float(), std.float()
+
+
+@dataclass
+class FitResult:
+    """The chosen checkpoint and how training went."""
+
+    state_dict: dict[str, Tensor]
+    best_epoch: int
+    best_value: float
+    monitor: str
+    history: list[dict[str, float]] = field(default_factory=list)
+    epochs_run: int = 0
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    clips_per_second: float = 0.0
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def _optimizer(model: torch.nn.Module, config: FitConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=config.learning_rate,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+    return torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+
+
+@torch.no_grad()
+def score_clips(
+    model: TemporalAttentionModel,
+    clips: ClipSet,
+    *,
+    batch_size: int = 4096,
+    gamma: float | None = None,
+    with_attention: bool = False,
+    mixed_precision: bool = True,
+    margin: float | None = None,
+) -> dict[str, Any]:
+    """Scores [n, C] (and optionally attention [n, T, C], and the mean loss) for a whole split."""
+    model.eval()
+    scores, attention = [], []
+    loss_sum, loss_clips = 0.0, 0
+    for start in range(0, len(clips), batch_size):
+        positions = torch.arange(start, min(start + batch_size, len(clips)), device=clips.device)
+        x, mask, targets = clips.batch(positions)
+        with _autocast(clips.device, mixed_precision):
+            out = model(x, mask, clips.label_embeddings, gamma=gamma)
+        batch_scores = out.scores.float()
+        if margin is not None:
+            n_with_positive = int(targets.any(dim=1).sum())
+            loss_sum += float(warp_loss(batch_scores, targets, margin)) * n_with_positive
+            loss_clips += n_with_positive
+        scores.append(batch_scores.cpu())
+        if with_attention:
+            attention.append(out.attention.float().cpu())
+    n_classes = clips.label_embeddings.shape[0]
+    result: dict[str, Any] = {
+        "scores": torch.cat(scores).numpy() if scores else np.zeros((0, n_classes), np.float32)
+    }
+    if with_attention:
+        result["attention"] = (
+            torch.cat(attention).numpy()
+            if attention
+            else np.zeros((0, clips.segments.shape[1], n_classes), np.float32)
+        )
+    if margin is not None:
+        result["loss"] = loss_sum / max(loss_clips, 1)
+    return result
+
+
+def validation_metrics(
+    model: TemporalAttentionModel, clips: ClipSet, config: FitConfig
+) -> dict[str, float]:
+    """The per-epoch validation numbers: loss, mAP and micro-F1 at the tuned global threshold."""
+    scored = score_clips(
+        model,
+        clips,
+        batch_size=config.eval_batch_size,
+        mixed_precision=config.mixed_precision,
+        margin=config.margin,
+    )
+    y_true = clips.targets.cpu().numpy()
+    threshold, micro_f1 = tune_global_threshold(y_true, scored["scores"])
+    return {
+        "val_loss": float(scored["loss"]),
+        "val_map": mean_average_precision(y_true, scored["scores"]),
+        "val_micro_f1": micro_f1,
+        "val_threshold": threshold,
+    }
+
+
+def fit(
+    model: TemporalAttentionModel,
+    train: ClipSet,
+    validation: ClipSet,
+    config: FitConfig,
+    *,
+    seed: int,
+    description: str = "fit",
+) -> FitResult:
+    """Train ``model`` in place and load into it the best checkpoint on ``validation``.
+
+    Both splits must live on the same device as the model will; the model is moved there.
+    """
+    if len(train) == 0 or len(validation) == 0:
+        raise ValueError(
+            f"{description}: empty split (train {len(train)}, validation {len(validation)} clips)"
+        )
+    device = train.device
+    model.to(device)
+    if model.config.standardize_segments:
+        model.set_segment_statistics(*segment_statistics(train))
+    optimizer = _optimizer(model, config)
+    scaler = torch.amp.GradScaler(
+        "cuda",
+        enabled=bool(
+            config.mixed_precision and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+        ),
+    )
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    sign = 1.0 if MONITORS[config.monitor] == "max" else -1.0
+    best_value, best_epoch, best_state = -np.inf, 0, None
+    history: list[dict[str, float]] = []
+    n_train = len(train)
+    n_batches = (n_train + config.batch_size - 1) // config.batch_size
+    train_seconds, epochs_without_gain, stopped_early = 0.0, 0, False
+
+    bar = tqdm(
+        range(1, config.epochs + 1),
+        desc=description,
+        unit="epoch",
+        disable=None if config.show_progress else True,  # None: only on a terminal
+        leave=False,
+    )
+    for epoch in bar:
+        model.train()
+        started = time.perf_counter()
+        order = torch.randperm(n_train, generator=generator, device=device)
+        loss_total = torch.zeros((), device=device)
+        for b in range(n_batches):
+            x, mask, targets = train.batch(
+                order[b * config.batch_size : (b + 1) * config.batch_size]
+            )
+            with _autocast(device, config.mixed_precision):
+                scores = model(x, mask, train.label_embeddings).scores
+            loss = warp_loss(scores.float(), targets, config.margin)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            loss_total += loss.detach()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        epoch_seconds = time.perf_counter() - started
+        train_seconds += epoch_seconds
+
+        record = {"epoch": float(epoch), "train_loss": float(loss_total) / n_batches}
+        record.update(validation_metrics(model, validation, config))
+        record["epoch_seconds"] = epoch_seconds
+        history.append(record)
+        value = sign * record[config.monitor]
+        if not np.isfinite(value):
+            raise FloatingPointError(
+                f"{description}: {config.monitor} is {record[config.monitor]} at epoch {epoch}; "
+                "training diverged (lower the learning rate or check the inputs for NaN)"
+            )
+        if value > best_value:
+            best_value, best_epoch, epochs_without_gain = value, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            epochs_without_gain += 1
+        bar.set_postfix(
+            loss=f"{record['train_loss']:.3f}",
+            **{config.monitor: f"{record[config.monitor]:.3f}"},
+        )
+        if epochs_without_gain >= config.patience:
+            stopped_early = True
+            break
+    bar.close()
+
+    model.load_state_dict(best_state)
+    model.eval()
+    clips_per_second = n_train * len(history) / max(train_seconds, 1e-9)
+    logger.info(
+        "%s: %d epochs on %d clips (%s), %.0f clips/s; best %s %.4f at epoch %d%s",
+        description,
+        len(history),
+        n_train,
+        device,
+        clips_per_second,
+        config.monitor,
+        sign * best_value,
+        best_epoch,
+        " (early stop)" if stopped_early else "",
+    )
+    return FitResult(
+        state_dict={k: v.cpu() for k, v in best_state.items()},
+        best_epoch=best_epoch,
+        best_value=float(sign * best_value),
+        monitor=config.monitor,
+        history=history,
+        epochs_run=len(history),
+        stopped_early=stopped_early,
+        train_seconds=train_seconds,
+        clips_per_second=clips_per_second,
+    )

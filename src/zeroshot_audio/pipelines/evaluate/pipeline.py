@@ -1,0 +1,45 @@
+"""``evaluate``: F1/mAP of every method on the held-out test clips, table, figures, MLflow."""
+
+from kedro.pipeline import Pipeline, node
+
+from .nodes import plot_attention_heatmaps, plot_f1_chart, score_test_clips, summarise_evaluation
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                score_test_clips,
+                inputs=[
+                    "trained_models",
+                    "model_splits",
+                    "segment_embeddings",
+                    "label_embeddings",
+                    "clip_folds",
+                    "params:evaluate",
+                    "params:device",
+                    "params:embed_labels.encoder",
+                ],
+                outputs=["test_scores", "test_predictions"],
+                name="score_test_clips",
+            ),
+            node(
+                summarise_evaluation,
+                inputs=["test_scores", "label_embeddings", "params:evaluate"],
+                outputs=["evaluation_report", "evaluation_table"],
+                name="summarise_evaluation",
+            ),
+            node(
+                plot_f1_chart,
+                inputs="evaluation_report",
+                outputs="evaluation_f1_chart",
+                name="plot_f1_chart",
+            ),
+            node(
+                plot_attention_heatmaps,
+                inputs=["test_scores", "params:evaluate"],
+                outputs="attention_heatmaps",
+                name="plot_attention_heatmaps",
+            ),
+        ]
+    )
