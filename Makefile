@@ -8,6 +8,7 @@ STAMP := $(VENV)/.zeroshot-audio-installed
 export KEDRO_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
+export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: install run test lint bench viz mlflow-ui clean
 

@@ -100,3 +100,33 @@ def test_audioset_env_ingests_and_splits_the_real_metadata(tmp_path, audioset_di
     split = pd.read_json(latest(project, "08_reporting/split_report.json"), typ="series")
     assert split["n_selected_classes"] > 300
     assert len(split["clips_per_fold"]) == 3
+
+
+@pytest.mark.slow
+def test_full_run_then_evaluate_alone_reuses_the_trained_models(project):
+    # A quarter of the bundled clips and a few epochs keep this under a few minutes on 2 cores;
+    # the stages, datasets and MLflow wiring are the ones of a full `kedro run`.
+    kedro(project, "run", "--params=featurize.max_clips=200,train.fit.epochs=4")
+    table = latest(project, "08_reporting/evaluation_table.md").read_text()
+    for method in ("Zero-rule", "uniform", "temporal attention", "Supervised"):
+        assert method in table
+    models = project / "data" / "06_models" / "trained_models.pt"
+    n_model_versions = len(list(models.iterdir()))
+    n_tables = len(list((project / "data" / "08_reporting" / "evaluation_table.md").iterdir()))
+
+    kedro(project, "run", "--pipeline=evaluate")
+    assert len(list(models.iterdir())) == n_model_versions  # nothing was retrained
+    assert len(list((project / "data/08_reporting/evaluation_table.md").iterdir())) == n_tables + 1
+
+    runs = mlflow_runs(project)
+    evaluate_run, full_run = runs.iloc[0], runs.iloc[1]
+    assert full_run["tags.vggish_weights"] == "random"  # degraded mode is visible on the run
+    assert "metrics.eval/temporal_attention/micro_f1_mean" in runs.columns
+    assert evaluate_run["status"] == full_run["status"] == "FINISHED"
+    client = mlflow.MlflowClient()
+    logged = {a.path for a in client.list_artifacts(full_run["run_id"])}
+    assert {"models", "reports", "figures"} <= logged
+    history = client.get_metric_history(
+        full_run["run_id"], "training_history.rot0/temporal_attention/train_loss"
+    )
+    assert 1 <= len(history) <= 4

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import itertools
 from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
 from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_protocol_and_path
+from kedro_datasets._typing import TablePreview
 
 
 class AudioSetSegmentFiles(AbstractDataset[None, dict[str, tuple[str, str]]]):
@@ -58,10 +61,14 @@ class AudioSetSegmentFiles(AbstractDataset[None, dict[str, tuple[str, str]]]):
     def _describe(self) -> dict[str, Any]:
         return {"filepaths": self._filepaths}
 
-    def preview(self, nrows: int = 5) -> dict[str, str]:
-        """First lines of each file, for kedro-viz."""
-        preview = {}
+    def preview(self, nrows: int = 5) -> TablePreview:
+        """The first segments as published (before validation), ``nrows`` shared among the files."""
+        per_file = max(1, nrows // len(self._filepaths))
+        rows = []
         for split, filepath in self._filepaths.items():
             with self._open(filepath) as handle:
-                preview[split] = "".join(next(handle, "") for _ in range(nrows + 3))
-        return preview
+                lines = (line for line in handle if not line.startswith("#"))
+                for fields in itertools.islice(csv.reader(lines, skipinitialspace=True), per_file):
+                    rows.append([split, *(fields + [""] * 4)[:4]])
+        columns = ["split", "YTID", "start_seconds", "end_seconds", "positive_labels"]
+        return TablePreview({"columns": columns, "index": list(range(len(rows))), "data": rows})

@@ -20,6 +20,7 @@ from typing import Any
 import fsspec
 import pandas as pd
 import torch
+from kedro_datasets._typing import TablePreview
 from kedro.io.core import (
     AbstractVersionedDataset,
     DatasetError,
@@ -105,7 +106,7 @@ class TorchModelDataset(AbstractVersionedDataset[Checkpoints, Checkpoints]):
     def _invalidate_cache(self) -> None:
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
 
-    def preview(self) -> dict[str, Any]:
+    def preview(self) -> TablePreview:
         """A table for kedro-viz: one row per checkpoint with its key facts and parameter count."""
         data = self.load.__wrapped__(self)  # type: ignore[attr-defined]
         return summarise_checkpoints(data).to_dict(orient="split")

@@ -15,14 +15,15 @@ logger = logging.getLogger(__name__)
 
 
 def embed_labels(
-    audioset_classes: pd.DataFrame, params: LabelEmbeddingConfig, device: str = "auto"
+    audioset_classes: pd.DataFrame, params: dict[str, Any], device: str = "auto"
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Embed every class of `audioset_classes` once, with the model loaded once.
 
     Args:
         audioset_classes: the class table (`mid`, `display_name`, `description`, ...).
-        params: `embed_labels` parameters; Kedro builds the dataclass from YAML (a plain
-            mapping is accepted too, for notebooks and tests).
+        params: `embed_labels` parameters, validated into a `LabelEmbeddingConfig` here. (Not a
+            typed node parameter: Kedro would then hand the other stages that read
+            `params:embed_labels.encoder` a dataclass instead of the mapping they expect.)
         device: the project-wide `device` parameter (`auto` = CUDA when present).
 
     Returns:
@@ -30,7 +31,7 @@ def embed_labels(
         `embed_labels_report`, whose `mlflow_tags`/`mlflow_metrics` record the model on the run.
     """
     if not isinstance(params, LabelEmbeddingConfig):
-        params = LabelEmbeddingConfig.from_dict(params)
+        params = LabelEmbeddingConfig.from_dict(dict(params))
     text_source, config = params.text_source, params.encoder
 
     texts = build_label_texts(audioset_classes, text_source)
