@@ -41,3 +41,18 @@ def class_index(audioset_dir: Path) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def ontology(audioset_dir: Path) -> list[dict]:
     return json.loads((audioset_dir / "ontology.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def full_run_project(tmp_path_factory) -> Path:
+    """One small but complete `kedro run` on the bundled data, shared by the end-to-end tests.
+
+    Tests must not run more pipelines in it (copy it first): several check its single MLflow run.
+    """
+    from tests.kedro_project import SMALL_RUN_PARAMS, kedro, make_project_copy
+
+    if not (DEFAULT_DATA / "segments.csv").exists():
+        pytest.skip("the bundled default dataset is missing")
+    project = make_project_copy(tmp_path_factory.mktemp("full_run_project"))
+    kedro(project, "run", SMALL_RUN_PARAMS)
+    return project

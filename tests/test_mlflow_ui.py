@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from tests.conftest import DEFAULT_DATA
-from tests.test_kedro_run import kedro, latest, make_project_copy
+from tests.kedro_project import SMALL_RUN_PARAMS, latest
 from tests.test_viz import (
     CHROMIUM,
     chromium,
@@ -34,17 +33,12 @@ from tests.test_viz import (
 
 pytestmark = pytest.mark.slow
 
-RUN_PIPELINES = ("ingest", "split")
 SERVER_START_S = 240
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    if not (DEFAULT_DATA / "segments.csv").exists():
-        pytest.skip("the bundled default dataset is missing")
-    project = make_project_copy(tmp_path_factory.mktemp("mlflow_project"))
-    kedro(project, "run", f"--pipelines={','.join(RUN_PIPELINES)}")
-    return project
+def project(full_run_project) -> Path:
+    return full_run_project
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +56,7 @@ def run_pipelines():
     from kedro.framework.project import configure_project, pipelines
 
     configure_project("zeroshot_audio")
-    return [pipelines[name] for name in RUN_PIPELINES]
+    return [pipelines["__default__"]]
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +115,10 @@ def test_run_is_listed_with_every_parameter_the_stages_read(run, run_pipelines, 
                 for part in name.removeprefix("params:").split("."):
                     value = value[part]
                 expected |= flatten(name.removeprefix("params:"), value)
+    # the run was started with --params overrides, which the run must record instead
+    for override in SMALL_RUN_PARAMS.removeprefix("--params=").split(","):
+        key, value = override.split("=")
+        expected[key] = value
     logged = {p["key"]: p["value"] for p in run["data"].get("params", [])}
     assert expected, "the run's pipelines read no parameters"
     assert {k: logged.get(k) for k in expected} == expected

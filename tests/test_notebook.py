@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import DEFAULT_DATA, REPO_ROOT
-from tests.test_kedro_run import kedro, latest, make_project_copy
+from tests.conftest import REPO_ROOT
+from tests.kedro_project import latest
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -27,11 +27,9 @@ METRICS = ("micro_f1", "macro_f1", "map")
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    if not (DEFAULT_DATA / "segments.csv").exists():
-        pytest.skip("the bundled default dataset is missing")
-    project = make_project_copy(tmp_path_factory.mktemp("notebook_project"))
-    kedro(project, "run", "--pipelines=ingest,split")
+def project(full_run_project, tmp_path_factory) -> Path:
+    project = tmp_path_factory.mktemp("notebook") / "project"
+    shutil.copytree(full_run_project, project, symlinks=True)
     (project / "notebooks").mkdir()
     shutil.copy(NOTEBOOK, project / "notebooks" / NOTEBOOK.name)
     return project
@@ -72,13 +70,13 @@ def test_notebook_plots_the_folds_the_split_wrote(project):
     tables = "\n".join(outputs(notebook, "text/html"))
     for n_clips in clip_folds["fold"].value_counts():
         assert f"<td>{n_clips}</td>" in tables, f"{n_clips} clips of a fold not shown"
-    assert len(outputs(notebook, "image/png")) == 1  # the folds; no evaluation yet
-    assert "No `evaluation_report` yet" in json.dumps(notebook.cells[-1]["outputs"])
+    assert len(outputs(notebook, "image/png")) == 2  # the folds, and the run's evaluation
+    assert "No `evaluation_report` yet" not in json.dumps(notebook.cells[-1]["outputs"])
 
 
 def test_notebook_plots_an_evaluation_report_when_there_is_one(project):
-    """A report in the shape `evaluate` writes (``summary[method][metric]`` = mean, std): planted
-    here as test data, because a real one needs featurize + train."""
+    """A report in the shape `evaluate` writes (``summary[method][metric]`` = mean, std), planted
+    as the newest version so that the values shown are known."""
     summary = {
         method: {
             metric: {"mean": 0.1 * (i + 1) + 0.01 * j, "std": 0.01, "n_rotations": 3}
@@ -87,13 +85,13 @@ def test_notebook_plots_an_evaluation_report_when_there_is_one(project):
         for i, method in enumerate(METHODS)
     }
     folder = project / "data" / "08_reporting" / "evaluation_report.json"
-    version = folder / "2000-01-01T00.00.00.000Z"
+    version = folder / "2999-01-01T00.00.00.000Z"
     version.mkdir(parents=True)
     (version / "evaluation_report.json").write_text(json.dumps({"summary": summary}))
     try:
         notebook = execute(project)
     finally:
-        shutil.rmtree(folder)
+        shutil.rmtree(version)
     assert len(outputs(notebook, "image/png")) == 2
     shown = "\n".join(outputs(notebook, "text/html"))
     assert all(method in shown for method in METHODS)

@@ -925,7 +925,7 @@ YTIDs are random 11-character strings in YouTube's alphabet (they name no real v
 ```
 
 Generator: `src/zeroshot_audio/default_dataset.py` (numpy + soundfile); choices and reasons in
-`docs/choices_default_dataset.md`. From the events of `../shared/data/sounds/manifest.csv`, seed
+`docs/data.md`. From the events of `../shared/data/sounds/manifest.csv`, seed
 {settings["seed"]}:
 
 - events per clip: 1 with p={p1}, 2 with p={p2}, 3 with p={p3} (drawn: {per_clip});

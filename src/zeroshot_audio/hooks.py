@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from numbers import Number
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -70,4 +71,7 @@ class MlflowArtifactHook:
         if path is None:
             log.warning("cannot log %s to MLflow: no local file path", dataset_name)
             return
-        mlflow.log_artifact(str(path), artifact_path=str(folder) or None)
+        if Path(path).is_dir():  # e.g. one figure per predicted file
+            mlflow.log_artifacts(str(path), artifact_path=str(folder) or None)
+        else:
+            mlflow.log_artifact(str(path), artifact_path=str(folder) or None)

@@ -20,7 +20,6 @@ from typing import Any
 import fsspec
 import pandas as pd
 import torch
-from kedro_datasets._typing import TablePreview
 from kedro.io.core import (
     AbstractVersionedDataset,
     DatasetError,
@@ -28,6 +27,7 @@ from kedro.io.core import (
     get_filepath_str,
     get_protocol_and_path,
 )
+from kedro_datasets._typing import TablePreview
 
 Checkpoints = dict[str, dict[str, Any]]
 _PREVIEW_KEYS = ("rotation", "method", "threshold", "best_epoch", "n_classes", "n_train_clips")

@@ -50,7 +50,7 @@ def cpu_threads(n_threads: int | None) -> Iterator[None]:
 
     The model's CPU ops are small (a batch of 64 clips is ~20 M multiply-adds per layer), too
     small to amortise thread synchronisation: on a loaded 2-core machine one thread trained 10x
-    faster than two (docs/choices_train_evaluate.md). GPU work is unaffected.
+    faster than two (docs/reproduction.md). GPU work is unaffected.
     """
     if n_threads is None:
         yield

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tests.model.planted import make_planted
@@ -27,6 +28,8 @@ PARAMS: dict[str, Any] = {
         ],
     },
     "embed_labels": {"encoder": {"model_name_or_path": "synthetic:planted", "pooling": "mean"}},
+    "featurize": {"segment_s": 1.0},
+    "predict": {"localisation": {"rule": "uniform_ratio", "value": 1.0}},
     "train": {
         "methods": ["temporal_attention", "uniform", "supervised"],
         "model": {"joint_dim": 32, "n_layers": 1, "tau": 1.0, "gamma": 0.5, "dropout": 0.0},
@@ -83,6 +86,11 @@ def stage_inputs(clips_per_fold: int = 60, seed: int = 0) -> dict[str, Any]:
             "source_split": "eval",
         }
     )
+    n, t, k = np.nonzero(data.active)  # the planted segments are the strong labels
+    strong_labels = pd.DataFrame(
+        {"clip": np.asarray(ytids)[n], "mid": np.asarray(mids)[k], "onset_s": t + 0.2,
+         "offset_s": t + 0.9}
+    )  # fmt: skip
     keep = slice(DROPPED_CLIPS, None)  # featurize "skipped" the first clips
     segment_embeddings = from_arrays(
         ytids[keep], [30.0] * (len(ytids) - DROPPED_CLIPS), data.n_valid[keep], data.segments[keep]
@@ -91,6 +99,7 @@ def stage_inputs(clips_per_fold: int = 60, seed: int = 0) -> dict[str, Any]:
         "segment_embeddings": segment_embeddings,
         "clip_folds": clip_folds,
         "class_folds": pd.DataFrame({"mid": mids, "fold": data.class_fold}),
+        "strong_labels": strong_labels,
         "label_embeddings": pd.DataFrame(
             {
                 "mid": mids,

@@ -45,6 +45,7 @@ def _catalog(tmp_path, inputs):
         "attention_heatmaps": MatplotlibDataset(filepath=str(tmp_path / "attention.png")),
         "training_history": MemoryDataset(),
         "test_predictions": MemoryDataset(),
+        "localisation_report": JSONDataset(filepath=str(tmp_path / "localisation_report.json")),
     }
     return DataCatalog(datasets)
 
@@ -111,5 +112,10 @@ def test_report_table_and_figures(runs):
     table = (tmp_path / "evaluation_table.md").read_text()
     assert "| Zero-shot, temporal attention (γ = 0.5) |" in table
     assert table.count(" ± ") >= 3 * len(METHODS)
+    # zero-shot localisation is part of the same report and table
+    localisation = json.loads((tmp_path / "localisation_report.json").read_text())
+    assert report["localisation"]["summary"] == localisation["summary"]
+    assert "mlflow_metrics" not in report["localisation"]
+    assert "Every segment active (baseline)" in table
     assert (tmp_path / "f1.png").stat().st_size > 5_000
     assert (tmp_path / "attention.png").stat().st_size > 5_000

@@ -44,6 +44,7 @@ from zeroshot_audio.model.training import (
     score_clips,
     segments_to_device,
 )
+from zeroshot_audio.pipelines.evaluate.localisation import localisation_table
 
 logger = logging.getLogger(__name__)
 
@@ -265,8 +266,13 @@ def summarise_evaluation(
     test_scores: dict[str, Any],
     label_embeddings: pd.DataFrame,
     evaluate_params: dict[str, Any],
+    localisation_report: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """Metrics per rotation and method, mean ± std over rotations; the report and the table."""
+    """Metrics per rotation and method, mean ± std over rotations; the report and the table.
+
+    The zero-shot localisation scores (``localisation_report``) are nested in the report and their
+    table appended, so one document holds every result of the run.
+    """
     ddof = int(evaluate_params.get("std_ddof", 1))
     texts = label_texts(label_embeddings)
     rule = test_scores["threshold_rule"]
@@ -349,7 +355,14 @@ def summarise_evaluation(
         "mlflow_metrics": mlflow_metrics,
         "mlflow_tags": {"eval.threshold_rule": rule},
     }
-    return report, evaluation_table(report)
+    table = evaluation_table(report)
+    if localisation_report is not None:
+        # its metrics and tags already reach MLflow from localisation_report itself
+        report["localisation"] = {
+            k: v for k, v in localisation_report.items() if not k.startswith("mlflow_")
+        }
+        table += "\n" + localisation_table(localisation_report)
+    return report, table
 
 
 def evaluation_table(report: dict[str, Any]) -> str:

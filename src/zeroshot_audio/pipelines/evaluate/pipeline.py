@@ -2,6 +2,7 @@
 
 from kedro.pipeline import Pipeline, node
 
+from .localisation import score_localisation
 from .nodes import plot_attention_heatmaps, plot_f1_chart, score_test_clips, summarise_evaluation
 
 
@@ -24,8 +25,30 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="score_test_clips",
             ),
             node(
+                score_localisation,
+                inputs=[
+                    "trained_models",
+                    "model_splits",
+                    "segment_embeddings",
+                    "label_embeddings",
+                    "clip_folds",
+                    "strong_labels",
+                    "params:evaluate",
+                    "params:predict.localisation",
+                    "params:featurize.segment_s",
+                    "params:device",
+                ],
+                outputs="localisation_report",
+                name="score_localisation",
+            ),
+            node(
                 summarise_evaluation,
-                inputs=["test_scores", "label_embeddings", "params:evaluate"],
+                inputs=[
+                    "test_scores",
+                    "label_embeddings",
+                    "params:evaluate",
+                    "localisation_report",
+                ],
                 outputs=["evaluation_report", "evaluation_table"],
                 name="summarise_evaluation",
             ),
