@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from numbers import Number
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ from kedro.io import AbstractVersionedDataset
 from kedro.pipeline.node import Node
 
 log = logging.getLogger(__name__)
+
+
+def _metric_name(name: str) -> str:
+    """MLflow accepts only alphanumerics, ``_ - . : /`` and spaces in metric names."""
+    return re.sub(r"[^A-Za-z0-9_\-.:/ ]", "_", name)
 
 
 class MlflowReportHook:
@@ -40,7 +46,7 @@ class MlflowReportHook:
                 mlflow.set_tags({str(k): str(v) for k, v in tags.items()})
                 log.info("MLflow run tagged from %s: %s", name, tags)
             metrics = {
-                str(k): float(v)
+                _metric_name(str(k)): float(v)
                 for k, v in (value.get("mlflow_metrics") or {}).items()
                 if isinstance(v, Number) and math.isfinite(float(v))
             }
@@ -64,7 +70,7 @@ class MlflowArtifactHook:
         folder = (getattr(dataset, "metadata", None) or {}).get("mlflow_artifact")
         if folder is None:
             return
-        if isinstance(dataset, AbstractVersionedDataset):
+        if isinstance(dataset, AbstractVersionedDataset) and dataset._version is not None:
             path = dataset._get_versioned_path(dataset.resolve_save_version())
         else:
             path = getattr(dataset, "_filepath", None)
