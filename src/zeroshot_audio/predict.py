@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from zeroshot_audio.audio import io as audio_io
 from zeroshot_audio.audio import vggish
 from zeroshot_audio.audio.featurize import FeaturizeConfig
+from zeroshot_audio.device import resolve_device
 from zeroshot_audio.model.attention import TemporalAttentionModel
 from zeroshot_audio.model.localisation import (
     LocalisationRule,
@@ -442,9 +443,7 @@ class Predictor:
         self.checkpoint = dict(checkpoint)
         self.featurize_config = featurize_config
         self.layout = featurize_config.layout
-        self.device = (
-            vggish.resolve_device(str(device)) if not isinstance(device, torch.device) else device
-        )
+        self.device = resolve_device(device)
         self.model = TemporalAttentionModel.from_checkpoint(checkpoint).to(self.device)
         self._embedder = embedder
         self._text_encoder = text_encoder

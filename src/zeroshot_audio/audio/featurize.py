@@ -55,6 +55,7 @@ from zeroshot_audio.audio.shards import (
     remove_stale_temp_files,
 )
 from zeroshot_audio.datasets import segment_table
+from zeroshot_audio.device import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def _embedder_for(task: ShardTask, fingerprint: str) -> vggish.VGGishEmbedder:
             seed=cfg.seed,
             final_relu=cfg.final_relu,
             postprocess=cfg.postprocess,
-            device=vggish.resolve_device(cfg.device),
+            device=resolve_device(cfg.device),
             channels_last=cfg.channels_last,
         )
     return _EMBEDDER_CACHE[key]
@@ -555,7 +556,7 @@ def featurize(
         "vggish_pca": weights.pca_source,
         "weights_fingerprint": weights.fingerprint,
         "executor": kind,
-        "device": str(vggish.resolve_device(config.device)),
+        "device": str(resolve_device(config.device)),
         "embedding_dtype": config.output_dtype,
         "n_segments": config.n_segments,
         "segment_s": config.segment_s,

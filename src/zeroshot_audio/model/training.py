@@ -32,18 +32,6 @@ MONITORS = {"val_map": "max", "val_micro_f1": "max", "val_loss": "min"}
 OPTIMIZERS = ("adam", "sgd")
 
 
-def resolve_device(spec: str = "auto") -> torch.device:
-    """``auto``: CUDA when present, else CPU; anything else is a torch device string."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {spec!r} was requested but CUDA is not available; set `device: auto` or `cpu`"
-        )
-    return device
-
-
 @contextmanager
 def cpu_threads(n_threads: int | None) -> Iterator[None]:
     """Run a block with ``n_threads`` torch intra-op CPU threads (None: leave torch's default).

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from zeroshot_audio.device import resolve_device
+
 logger = logging.getLogger(__name__)
 
 Pooling = Literal["cls", "mean", "mean_last4"]
@@ -98,18 +100,6 @@ class ModelSource:
     path: Path
     kind: Literal["package", "local", "hf_cache"]
     revision: str | None  # hub commit, package version, or None for a plain folder
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """`auto` = the first CUDA device when present, else CPU; anything else is taken as given."""
-    if isinstance(device, torch.device):
-        return device
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} was requested but CUDA is not available here")
-    return resolved
 
 
 def _download_hint(model_id: str) -> str:

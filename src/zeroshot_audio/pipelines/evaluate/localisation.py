@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from zeroshot_audio.datasets.segment_table import to_arrays
+from zeroshot_audio.device import resolve_device
 from zeroshot_audio.model.attention import TemporalAttentionModel
 from zeroshot_audio.model.localisation import (
     LocalisationRule,
@@ -45,7 +46,6 @@ from zeroshot_audio.model.protocol import (
 )
 from zeroshot_audio.model.training import (
     make_clip_set,
-    resolve_device,
     score_clips,
     segments_to_device,
 )

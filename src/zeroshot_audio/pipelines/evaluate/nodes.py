@@ -17,6 +17,7 @@ import pyarrow as pa
 from matplotlib.figure import Figure
 
 from zeroshot_audio.datasets.segment_table import to_arrays
+from zeroshot_audio.device import resolve_device
 from zeroshot_audio.model.attention import TemporalAttentionModel
 from zeroshot_audio.model.metrics import (
     THRESHOLD_RULES,
@@ -40,7 +41,6 @@ from zeroshot_audio.model.training import (
     ClipSet,
     cpu_threads,
     make_clip_set,
-    resolve_device,
     score_clips,
     segments_to_device,
 )

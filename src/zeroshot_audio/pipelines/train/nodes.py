@@ -16,6 +16,7 @@ import pyarrow as pa
 import torch
 
 from zeroshot_audio.datasets.segment_table import to_arrays
+from zeroshot_audio.device import resolve_device
 from zeroshot_audio.model.attention import ModelConfig, TemporalAttentionModel
 from zeroshot_audio.model.metrics import tune_global_threshold
 from zeroshot_audio.model.protocol import (
@@ -37,7 +38,6 @@ from zeroshot_audio.model.training import (
     cpu_threads,
     fit,
     make_clip_set,
-    resolve_device,
     score_clips,
     segments_to_device,
 )
