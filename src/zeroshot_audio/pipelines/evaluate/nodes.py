@@ -79,142 +79,130 @@ def score_test_clips(
     Returns the in-memory scores (for metrics and figures) and a per-clip prediction table.
     """
     with cpu_threads(evaluate_params.get("cpu_threads")):
-        return _score_all(
-            trained_models,
-            model_splits,
-            segment_embeddings,
-            label_embeddings,
-            clip_folds,
-            evaluate_params,
-            device,
-            label_encoder,
-        )
-
-
-def _score_all(
-    trained_models: dict[str, dict[str, Any]],
-    model_splits: pd.DataFrame,
-    segment_embeddings: pa.Table,
-    label_embeddings: pd.DataFrame,
-    clip_folds: pd.DataFrame,
-    evaluate_params: dict[str, Any],
-    device: str,
-    label_encoder: dict[str, Any],
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    if not trained_models:
-        raise ValueError("trained_models is empty: run `kedro run --pipeline=train` first")
-    _check_label_encoder(trained_models, label_encoder)
-    threshold = evaluate_params["threshold"]
-    rule = threshold["rule"]
-    if rule not in THRESHOLD_RULES:
-        raise ValueError(f"evaluate.threshold.rule must be one of {THRESHOLD_RULES}, got {rule!r}")
-    heatmap = evaluate_params.get("heatmaps", {})
-    batch_size = int(evaluate_params.get("batch_size", 4096))
-
-    arrays = to_arrays(segment_embeddings)
-    clips, _ = attach_rows(clip_folds, segment_index(arrays.ytid, arrays.start_s))
-    torch_device = resolve_device(device)
-    segments, n_valid = segments_to_device(arrays.embeddings, arrays.n_valid_segments, torch_device)
-
-    by_rotation: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for key, checkpoint in trained_models.items():
-        by_rotation[checkpoint["rotation"]["name"]][checkpoint["method"]] = checkpoint
-    heatmap_rotation = heatmap.get("rotation") or next(iter(by_rotation))
-    heatmap_method = heatmap.get("method", "temporal_attention")
-
-    rotations: dict[str, Any] = {}
-    prediction_tables = []
-    heatmap_clips: list[dict[str, Any]] = []
-    for rotation, checkpoints in by_rotation.items():
-        classes = _one(checkpoints, "test_classes", rotation)
-        test_clips = split_clips(clips, model_splits, rotation, "test")
-        if test_clips.empty:
+        if not trained_models:
+            raise ValueError("trained_models is empty: run `kedro run --pipeline=train` first")
+        _check_label_encoder(trained_models, label_encoder)
+        threshold = evaluate_params["threshold"]
+        rule = threshold["rule"]
+        if rule not in THRESHOLD_RULES:
             raise ValueError(
-                f"rotation {rotation!r} has no test clips in model_splits (or none with segment "
-                "embeddings); re-run the train pipeline"
+                f"evaluate.threshold.rule must be one of {THRESHOLD_RULES}, got {rule!r}"
             )
-        y_true = multi_hot(test_clips["labels"], classes)
-        embeddings = label_matrix(label_embeddings, classes)
-        test_set = make_clip_set(
-            segments, n_valid, test_clips["row"].to_numpy(), y_true, embeddings
-        )
-        methods: dict[str, dict[str, Any]] = {}
+        heatmap = evaluate_params.get("heatmaps", {})
+        batch_size = int(evaluate_params.get("batch_size", 4096))
 
-        reference = pd.concat(
-            [
-                split_clips(clips, model_splits, rotation, role)
-                for role in ("supervised_train", "supervised_validation")
-            ]
+        arrays = to_arrays(segment_embeddings)
+        clips, _ = attach_rows(clip_folds, segment_index(arrays.ytid, arrays.start_s))
+        torch_device = resolve_device(device)
+        segments, n_valid = segments_to_device(
+            arrays.embeddings, arrays.n_valid_segments, torch_device
         )
-        zr_scores, zr_predictions, k = zero_rule(
-            multi_hot(reference["labels"], classes), len(test_clips)
-        )
-        methods["zero_rule"] = {"scores": zr_scores, "predictions": zr_predictions, "k": k}
 
-        for method, checkpoint in checkpoints.items():
-            model = TemporalAttentionModel.from_checkpoint(checkpoint).to(torch_device)
-            if model.config.semantic_dim != embeddings.shape[1]:
+        by_rotation: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for key, checkpoint in trained_models.items():
+            by_rotation[checkpoint["rotation"]["name"]][checkpoint["method"]] = checkpoint
+        heatmap_rotation = heatmap.get("rotation") or next(iter(by_rotation))
+        heatmap_method = heatmap.get("method", "temporal_attention")
+
+        rotations: dict[str, Any] = {}
+        prediction_tables = []
+        heatmap_clips: list[dict[str, Any]] = []
+        for rotation, checkpoints in by_rotation.items():
+            classes = _one(checkpoints, "test_classes", rotation)
+            test_clips = split_clips(clips, model_splits, rotation, "test")
+            if test_clips.empty:
                 raise ValueError(
-                    f"model {rotation}/{method} expects {model.config.semantic_dim}-d label "
-                    f"embeddings, label_embeddings has {embeddings.shape[1]}-d; re-run train"
+                    f"rotation {rotation!r} has no test clips in model_splits (or none with segment "
+                    "embeddings); re-run the train pipeline"
                 )
-            scores = score_clips(model, test_set, batch_size=batch_size)["scores"]
-            value = checkpoint["threshold"] if rule == "tuned" else float(threshold["fixed"])
-            predictions = apply_threshold_rule(
-                scores, rule, threshold=value, k=int(threshold["top_k"])
+            y_true = multi_hot(test_clips["labels"], classes)
+            embeddings = label_matrix(label_embeddings, classes)
+            test_set = make_clip_set(
+                segments, n_valid, test_clips["row"].to_numpy(), y_true, embeddings
             )
-            methods[method] = {
-                "scores": scores,
-                "predictions": predictions,
-                "threshold": None if rule == "top_k" else float(value),
-                "k": int(threshold["top_k"]) if rule == "top_k" else None,
-                "gamma": float(checkpoint["gamma"]),
-            }
-            if rotation == heatmap_rotation and method == heatmap_method:
-                heatmap_clips = _heatmap_clips(
-                    model,
-                    test_set,
-                    test_clips,
-                    y_true,
-                    scores,
-                    classes,
-                    label_embeddings,
-                    int(heatmap.get("n_clips", 4)),
-                    rotation,
-                    method,
-                )
+            methods: dict[str, dict[str, Any]] = {}
 
-        rotations[rotation] = {
-            "rotation": _one(checkpoints, "rotation", rotation),
-            "classes": classes,
-            "y_true": y_true,
-            "n_test_clips": len(test_clips),
-            "n_reference_clips": len(reference),
-            "methods": methods,
-        }
-        for method, result in methods.items():
-            predicted = [[classes[j] for j in np.flatnonzero(row)] for row in result["predictions"]]
-            prediction_tables.append(
-                pd.DataFrame(
-                    {
-                        "rotation": rotation,
-                        "method": method,
-                        "ytid": test_clips["ytid"].to_numpy(),
-                        "start_s": test_clips["start_s"].to_numpy(),
-                        "labels": [list(v) for v in test_clips["labels"]],
-                        "predicted": predicted,
-                    }
-                )
+            reference = pd.concat(
+                [
+                    split_clips(clips, model_splits, rotation, role)
+                    for role in ("supervised_train", "supervised_validation")
+                ]
             )
-        logger.info(
-            "%s: scored %d test clips x %d classes with %s",
-            rotation,
-            len(test_clips),
-            len(classes),
-            ", ".join(methods),
-        )
-    test_scores = {"threshold_rule": rule, "rotations": rotations, "heatmap_clips": heatmap_clips}
-    return test_scores, pd.concat(prediction_tables, ignore_index=True)
+            zr_scores, zr_predictions, k = zero_rule(
+                multi_hot(reference["labels"], classes), len(test_clips)
+            )
+            methods["zero_rule"] = {"scores": zr_scores, "predictions": zr_predictions, "k": k}
+
+            for method, checkpoint in checkpoints.items():
+                model = TemporalAttentionModel.from_checkpoint(checkpoint).to(torch_device)
+                if model.config.semantic_dim != embeddings.shape[1]:
+                    raise ValueError(
+                        f"model {rotation}/{method} expects {model.config.semantic_dim}-d label "
+                        f"embeddings, label_embeddings has {embeddings.shape[1]}-d; re-run train"
+                    )
+                scores = score_clips(model, test_set, batch_size=batch_size)["scores"]
+                value = checkpoint["threshold"] if rule == "tuned" else float(threshold["fixed"])
+                predictions = apply_threshold_rule(
+                    scores, rule, threshold=value, k=int(threshold["top_k"])
+                )
+                methods[method] = {
+                    "scores": scores,
+                    "predictions": predictions,
+                    "threshold": None if rule == "top_k" else float(value),
+                    "k": int(threshold["top_k"]) if rule == "top_k" else None,
+                    "gamma": float(checkpoint["gamma"]),
+                }
+                if rotation == heatmap_rotation and method == heatmap_method:
+                    heatmap_clips = _heatmap_clips(
+                        model,
+                        test_set,
+                        test_clips,
+                        y_true,
+                        scores,
+                        classes,
+                        label_embeddings,
+                        int(heatmap.get("n_clips", 4)),
+                        rotation,
+                        method,
+                    )
+
+            rotations[rotation] = {
+                "rotation": _one(checkpoints, "rotation", rotation),
+                "classes": classes,
+                "y_true": y_true,
+                "n_test_clips": len(test_clips),
+                "n_reference_clips": len(reference),
+                "methods": methods,
+            }
+            for method, result in methods.items():
+                predicted = [
+                    [classes[j] for j in np.flatnonzero(row)] for row in result["predictions"]
+                ]
+                prediction_tables.append(
+                    pd.DataFrame(
+                        {
+                            "rotation": rotation,
+                            "method": method,
+                            "ytid": test_clips["ytid"].to_numpy(),
+                            "start_s": test_clips["start_s"].to_numpy(),
+                            "labels": [list(v) for v in test_clips["labels"]],
+                            "predicted": predicted,
+                        }
+                    )
+                )
+            logger.info(
+                "%s: scored %d test clips x %d classes with %s",
+                rotation,
+                len(test_clips),
+                len(classes),
+                ", ".join(methods),
+            )
+        test_scores = {
+            "threshold_rule": rule,
+            "rotations": rotations,
+            "heatmap_clips": heatmap_clips,
+        }
+        return test_scores, pd.concat(prediction_tables, ignore_index=True)
 
 
 def _one(checkpoints: dict[str, dict[str, Any]], field: str, rotation: str) -> Any:

@@ -124,172 +124,157 @@ def train_models(
     the label encoder that produced the label embeddings it was trained with.
     """
     with cpu_threads(train_params.get("cpu_threads")):
-        return _train_all(
-            segment_embeddings,
-            label_embeddings,
-            class_folds,
-            clip_folds,
-            model_splits,
-            folds,
-            train_params,
-            seed,
-            device,
-            label_encoder,
+        started = time.perf_counter()
+        rotations = parse_rotations(folds)
+        methods = list(train_params.get("methods", TRAINED_METHODS))
+        unknown = set(methods) - set(TRAINED_METHODS)
+        if unknown:
+            raise ValueError(f"train.methods: unknown {sorted(unknown)}; known: {TRAINED_METHODS}")
+        methods = [m for m in TRAINED_METHODS if m in methods]  # supervised reuses temporal's gamma
+        fit_config = FitConfig.from_dict(train_params["fit"])
+        gamma_grid = [float(g) for g in (train_params.get("gamma_grid") or [])]
+
+        arrays = to_arrays(segment_embeddings)
+        clips, missing = attach_rows(clip_folds, segment_index(arrays.ytid, arrays.start_s))
+        torch_device = resolve_device(device)
+        segments, n_valid = segments_to_device(
+            arrays.embeddings, arrays.n_valid_segments, torch_device
+        )
+        segment_dtype = str(arrays.embeddings.dtype)
+        logger.info(
+            "training %s on %d rotations: %d clips with embeddings (%s, T=%d) on %s",
+            ", ".join(methods),
+            len(rotations),
+            len(clips),
+            segment_dtype,
+            arrays.embeddings.shape[1],
+            torch_device,
         )
 
-
-def _train_all(
-    segment_embeddings: pa.Table,
-    label_embeddings: pd.DataFrame,
-    class_folds: pd.DataFrame,
-    clip_folds: pd.DataFrame,
-    model_splits: pd.DataFrame,
-    folds: dict[str, Any],
-    train_params: dict[str, Any],
-    seed: int,
-    device: str,
-    label_encoder: dict[str, Any],
-) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, float]]], dict[str, Any]]:
-    started = time.perf_counter()
-    rotations = parse_rotations(folds)
-    methods = list(train_params.get("methods", TRAINED_METHODS))
-    unknown = set(methods) - set(TRAINED_METHODS)
-    if unknown:
-        raise ValueError(f"train.methods: unknown {sorted(unknown)}; known: {TRAINED_METHODS}")
-    methods = [m for m in TRAINED_METHODS if m in methods]  # supervised reuses temporal's gamma
-    fit_config = FitConfig.from_dict(train_params["fit"])
-    gamma_grid = [float(g) for g in (train_params.get("gamma_grid") or [])]
-
-    arrays = to_arrays(segment_embeddings)
-    clips, missing = attach_rows(clip_folds, segment_index(arrays.ytid, arrays.start_s))
-    torch_device = resolve_device(device)
-    segments, n_valid = segments_to_device(arrays.embeddings, arrays.n_valid_segments, torch_device)
-    segment_dtype = str(arrays.embeddings.dtype)
-    logger.info(
-        "training %s on %d rotations: %d clips with embeddings (%s, T=%d) on %s",
-        ", ".join(methods),
-        len(rotations),
-        len(clips),
-        segment_dtype,
-        arrays.embeddings.shape[1],
-        torch_device,
-    )
-
-    checkpoints: dict[str, dict[str, Any]] = {}
-    history: dict[str, list[dict[str, float]]] = {}
-    per_model: dict[str, dict[str, Any]] = {}
-    for r, rotation in enumerate(rotations):
-        chosen_gamma = float(train_params["model"]["gamma"])
-        for method in methods:
-            key = f"{rotation.name}/{method}"
-            train_role, validation_role = Rotation.roles_of(method)
-            train_classes = fold_classes(class_folds, rotation.class_folds_of(method, "train"))
-            validation_classes = fold_classes(
-                class_folds, rotation.class_folds_of(method, "validation")
-            )
-            train_clips = split_clips(clips, model_splits, rotation.name, train_role)
-            validation_clips = split_clips(clips, model_splits, rotation.name, validation_role)
-            train_set = _clip_set(segments, n_valid, train_clips, train_classes, label_embeddings)
-            validation_set = _clip_set(
-                segments, n_valid, validation_clips, validation_classes, label_embeddings
-            )
-            if method == "uniform":
-                gammas = [0.0]
-            elif method == "temporal_attention" and gamma_grid:
-                gammas = gamma_grid
-            else:
-                gammas = [chosen_gamma]
-
-            best: tuple[TemporalAttentionModel, Any, float] | None = None
-            for g, gamma in enumerate(gammas):
-                model_seed = _model_seed(int(seed), r, TRAINED_METHODS.index(method), g)
-                torch.manual_seed(model_seed)
-                config = ModelConfig.from_dict(
-                    {
-                        **train_params["model"],
-                        "gamma": gamma,
-                        "acoustic_dim": int(arrays.embeddings.shape[2]),
-                        "semantic_dim": int(train_set.label_embeddings.shape[1]),
-                    }
+        checkpoints: dict[str, dict[str, Any]] = {}
+        history: dict[str, list[dict[str, float]]] = {}
+        per_model: dict[str, dict[str, Any]] = {}
+        for r, rotation in enumerate(rotations):
+            chosen_gamma = float(train_params["model"]["gamma"])
+            for method in methods:
+                key = f"{rotation.name}/{method}"
+                train_role, validation_role = Rotation.roles_of(method)
+                train_classes = fold_classes(class_folds, rotation.class_folds_of(method, "train"))
+                validation_classes = fold_classes(
+                    class_folds, rotation.class_folds_of(method, "validation")
                 )
-                model = TemporalAttentionModel(config)
-                suffix = f" gamma={gamma:g}" if len(gammas) > 1 else ""
-                result = fit(
-                    model,
-                    train_set,
-                    validation_set,
-                    fit_config,
-                    seed=model_seed,
-                    description=f"{key}{suffix}",
+                train_clips = split_clips(clips, model_splits, rotation.name, train_role)
+                validation_clips = split_clips(clips, model_splits, rotation.name, validation_role)
+                train_set = _clip_set(
+                    segments, n_valid, train_clips, train_classes, label_embeddings
                 )
-                better = MONITORS[fit_config.monitor] == "max"
-                if (
-                    best is None
-                    or (better and result.best_value > best[1].best_value)
-                    or (not better and result.best_value < best[1].best_value)
-                ):
-                    best = (model, result, gamma)
-            assert best is not None  # gammas is never empty
-            model, result, gamma = best
-            if method == "temporal_attention":
-                chosen_gamma = gamma
+                validation_set = _clip_set(
+                    segments, n_valid, validation_clips, validation_classes, label_embeddings
+                )
+                if method == "uniform":
+                    gammas = [0.0]
+                elif method == "temporal_attention" and gamma_grid:
+                    gammas = gamma_grid
+                else:
+                    gammas = [chosen_gamma]
 
-            validation_scores = score_clips(
-                model, validation_set, batch_size=fit_config.eval_batch_size
-            )["scores"]
-            threshold, validation_micro_f1 = tune_global_threshold(
-                validation_set.targets.cpu().numpy(), validation_scores
-            )
-            checkpoints[key] = {
-                **model.checkpoint(),
-                "rotation": rotation.to_dict(),
-                "method": method,
-                "gamma": float(gamma),
-                "threshold": float(threshold),
-                "threshold_rule": "tuned",
-                "validation_micro_f1": float(validation_micro_f1),
-                "monitor": result.monitor,
-                "best_value": float(result.best_value),
-                "best_epoch": int(result.best_epoch),
-                "epochs_run": int(result.epochs_run),
-                "train_classes": train_classes,
-                "validation_classes": validation_classes,
-                "test_classes": fold_classes(class_folds, [rotation.test]),
-                "n_classes": len(train_classes),
-                "n_train_clips": len(train_set),
-                "n_validation_clips": len(validation_set),
-                "segment_dtype": segment_dtype,
-                "label_encoder": dict(label_encoder or {}),
-                "gamma_grid": gamma_grid if method == "temporal_attention" else [],
-                "history": result.history,
-            }
-            for metric in HISTORY_METRICS:
-                history[f"{key}/{metric}"] = [
-                    {"step": int(h["epoch"]), "value": float(h[metric])} for h in result.history
-                ]
-            per_model[key] = {
-                "gamma": float(gamma),
-                "threshold": float(threshold),
-                "validation_micro_f1": float(validation_micro_f1),
-                f"best_{result.monitor}": float(result.best_value),
-                "best_epoch": int(result.best_epoch),
-                "epochs_run": int(result.epochs_run),
-                "stopped_early": bool(result.stopped_early),
-                "train_seconds": round(result.train_seconds, 3),
-                "clips_per_second": round(result.clips_per_second, 1),
-                "n_train_clips": len(train_set),
-                "n_validation_clips": len(validation_set),
-                "n_train_classes": len(train_classes),
-            }
+                best: tuple[TemporalAttentionModel, Any, float] | None = None
+                for g, gamma in enumerate(gammas):
+                    model_seed = _model_seed(int(seed), r, TRAINED_METHODS.index(method), g)
+                    torch.manual_seed(model_seed)
+                    config = ModelConfig.from_dict(
+                        {
+                            **train_params["model"],
+                            "gamma": gamma,
+                            "acoustic_dim": int(arrays.embeddings.shape[2]),
+                            "semantic_dim": int(train_set.label_embeddings.shape[1]),
+                        }
+                    )
+                    model = TemporalAttentionModel(config)
+                    suffix = f" gamma={gamma:g}" if len(gammas) > 1 else ""
+                    result = fit(
+                        model,
+                        train_set,
+                        validation_set,
+                        fit_config,
+                        seed=model_seed,
+                        description=f"{key}{suffix}",
+                    )
+                    better = MONITORS[fit_config.monitor] == "max"
+                    if (
+                        best is None
+                        or (better and result.best_value > best[1].best_value)
+                        or (not better and result.best_value < best[1].best_value)
+                    ):
+                        best = (model, result, gamma)
+                assert best is not None  # gammas is never empty
+                model, result, gamma = best
+                if method == "temporal_attention":
+                    chosen_gamma = gamma
 
-    seconds = time.perf_counter() - started
-    report = _training_report(
-        per_model, clips, clip_folds, missing, model_splits, torch_device, fit_config, segment_dtype
-    )
-    report["seconds"] = round(seconds, 2)
-    report["mlflow_metrics"]["train.seconds"] = round(seconds, 2)
-    logger.info("trained %d models in %.1f s", len(checkpoints), seconds)
-    return checkpoints, history, report
+                validation_scores = score_clips(
+                    model, validation_set, batch_size=fit_config.eval_batch_size
+                )["scores"]
+                threshold, validation_micro_f1 = tune_global_threshold(
+                    validation_set.targets.cpu().numpy(), validation_scores
+                )
+                checkpoints[key] = {
+                    **model.checkpoint(),
+                    "rotation": rotation.to_dict(),
+                    "method": method,
+                    "gamma": float(gamma),
+                    "threshold": float(threshold),
+                    "threshold_rule": "tuned",
+                    "validation_micro_f1": float(validation_micro_f1),
+                    "monitor": result.monitor,
+                    "best_value": float(result.best_value),
+                    "best_epoch": int(result.best_epoch),
+                    "epochs_run": int(result.epochs_run),
+                    "train_classes": train_classes,
+                    "validation_classes": validation_classes,
+                    "test_classes": fold_classes(class_folds, [rotation.test]),
+                    "n_classes": len(train_classes),
+                    "n_train_clips": len(train_set),
+                    "n_validation_clips": len(validation_set),
+                    "segment_dtype": segment_dtype,
+                    "label_encoder": dict(label_encoder or {}),
+                    "gamma_grid": gamma_grid if method == "temporal_attention" else [],
+                    "history": result.history,
+                }
+                for metric in HISTORY_METRICS:
+                    history[f"{key}/{metric}"] = [
+                        {"step": int(h["epoch"]), "value": float(h[metric])} for h in result.history
+                    ]
+                per_model[key] = {
+                    "gamma": float(gamma),
+                    "threshold": float(threshold),
+                    "validation_micro_f1": float(validation_micro_f1),
+                    f"best_{result.monitor}": float(result.best_value),
+                    "best_epoch": int(result.best_epoch),
+                    "epochs_run": int(result.epochs_run),
+                    "stopped_early": bool(result.stopped_early),
+                    "train_seconds": round(result.train_seconds, 3),
+                    "clips_per_second": round(result.clips_per_second, 1),
+                    "n_train_clips": len(train_set),
+                    "n_validation_clips": len(validation_set),
+                    "n_train_classes": len(train_classes),
+                }
+
+        seconds = time.perf_counter() - started
+        report = _training_report(
+            per_model,
+            clips,
+            clip_folds,
+            missing,
+            model_splits,
+            torch_device,
+            fit_config,
+            segment_dtype,
+        )
+        report["seconds"] = round(seconds, 2)
+        report["mlflow_metrics"]["train.seconds"] = round(seconds, 2)
+        logger.info("trained %d models in %.1f s", len(checkpoints), seconds)
+        return checkpoints, history, report
 
 
 def _training_report(
