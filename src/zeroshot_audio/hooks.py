@@ -28,7 +28,7 @@ from kedro.pipeline.node import Node
 log = logging.getLogger(__name__)
 
 
-def _metric_name(name: str) -> str:
+def mlflow_metric_name(name: str) -> str:
     """MLflow accepts only alphanumerics, ``_ - . : /`` and spaces in metric names."""
     return re.sub(r"[^A-Za-z0-9_\-.:/ ]", "_", name)
 
@@ -46,7 +46,7 @@ class MlflowReportHook:
                 mlflow.set_tags({str(k): str(v) for k, v in tags.items()})
                 log.info("MLflow run tagged from %s: %s", name, tags)
             metrics = {
-                _metric_name(str(k)): float(v)
+                mlflow_metric_name(str(k)): float(v)
                 for k, v in (value.get("mlflow_metrics") or {}).items()
                 if isinstance(v, Number) and math.isfinite(float(v))
             }
