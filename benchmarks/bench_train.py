@@ -25,13 +25,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from zeroshot_audio.device import resolve_device
 from zeroshot_audio.model.attention import ModelConfig, TemporalAttentionModel, dequantize
 from zeroshot_audio.model.loss import warp_loss
 from zeroshot_audio.model.training import (
     FitConfig,
     fit,
     make_clip_set,
-    resolve_device,
     segments_to_device,
 )
 
