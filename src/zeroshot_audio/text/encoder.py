@@ -45,6 +45,16 @@ class ModelNotAvailableError(FileNotFoundError):
     """The configured text model is not on this machine; the message says how to get it."""
 
 
+def build_strict(config_class: type, params: Mapping[str, Any], what: str) -> Any:
+    """``config_class(**params)``, but an unknown key is an error naming it (a typo in conf must
+    not silently fall back to a default)."""
+    known = {f.name for f in fields(config_class)}
+    unknown = set(params) - known
+    if unknown:
+        raise ValueError(f"unknown {what} parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+    return config_class(**dict(params))
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
     """What determines a text embedding; two encoders with equal configs give equal vectors.
@@ -80,13 +90,7 @@ class EncoderConfig:
     @classmethod
     def from_dict(cls, params: Mapping[str, Any]) -> EncoderConfig:
         """Build from a parameters mapping, rejecting unknown keys (a typo must not be ignored)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(params) - known
-        if unknown:
-            raise ValueError(
-                f"unknown encoder parameter(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
-        return cls(**dict(params))
+        return build_strict(cls, params, "encoder")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

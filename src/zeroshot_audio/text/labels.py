@@ -10,13 +10,13 @@ several vectors.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
-from zeroshot_audio.text.encoder import EncoderConfig
+from zeroshot_audio.text.encoder import EncoderConfig, build_strict
 
 TextSource = Literal["display_name", "description", "name_and_description"]
 TEXT_SOURCES: tuple[str, ...] = get_args(TextSource)
@@ -43,13 +43,7 @@ class LabelEmbeddingConfig:
     @classmethod
     def from_dict(cls, params: Mapping[str, Any]) -> LabelEmbeddingConfig:
         """Build from parameters, rejecting unknown keys (a typo must not be ignored)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(params) - known
-        if unknown:
-            raise ValueError(
-                f"unknown embed_labels parameter(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
-        return cls(**dict(params))
+        return build_strict(cls, params, "embed_labels")
 
 
 def _clean(value: object) -> str:
