@@ -20,7 +20,7 @@ from tests.audio.test_io import _has_torchcodec, write_bad_files
 from zeroshot_audio.audio import featurize as fz
 from zeroshot_audio.audio import io as audio_io
 from zeroshot_audio.audio import vggish
-from zeroshot_audio.datasets import segment_table
+from zeroshot_audio.contracts import segment_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,8 @@ from tfrecord import example_pb2
 
 from zeroshot_audio.audio.featurize import from_released_embeddings
 from zeroshot_audio.audio.tfrecord_reader import read_released_embeddings
-from zeroshot_audio.audio.vggish import dequantize
-from zeroshot_audio.datasets import segment_table
+from zeroshot_audio.contracts import segment_table
+from zeroshot_audio.contracts.segment_table import dequantize
 
 
 def _masked_crc(data: bytes) -> int:

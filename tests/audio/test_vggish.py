@@ -11,6 +11,7 @@ from torch import nn
 
 from tests.audio.sounds import mixed_clip
 from zeroshot_audio.audio import vggish
+from zeroshot_audio.contracts import segment_table
 
 # --------------------------------------------------------------------------------------------
 # An independent float64 numpy implementation of the published VGGish frontend formulas
@@ -243,12 +244,14 @@ def test_postprocessor_matches_the_release_formula() -> None:
 
 def test_dequantize_inverts_quantize_within_one_step() -> None:
     x = torch.linspace(-2, 2, 1001)
-    back = vggish.dequantize(vggish.quantize(x))
+    back = segment_table.dequantize(segment_table.quantize(x))
     assert (back <= x + 1e-6).all() and (x - back).max() <= 4 / 255 + 1e-6  # truncation
-    assert vggish.quantize(torch.tensor([1.999])).item() == 254  # not rounded up to 255
+    assert segment_table.quantize(torch.tensor([1.999])).item() == 254  # not rounded up to 255
     u8 = np.array([0, 255, 128], dtype=np.uint8)
-    np.testing.assert_allclose(vggish.dequantize(u8), [-2.0, 2.0, 128 * 4 / 255 - 2], atol=1e-6)
-    assert vggish.dequantize(u8).dtype == np.float32
+    np.testing.assert_allclose(
+        segment_table.dequantize(u8), [-2.0, 2.0, 128 * 4 / 255 - 2], atol=1e-6
+    )
+    assert segment_table.dequantize(u8).dtype == np.float32
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,5 +322,5 @@ def test_embedder_output_formats(random_network) -> None:
     assert outputs["quantized"].dtype == torch.uint8
     torch.testing.assert_close(outputs["pca"], outputs["none"].clamp(-2, 2))
     torch.testing.assert_close(
-        vggish.dequantize(outputs["quantized"]), outputs["pca"], atol=4 / 255, rtol=0
+        segment_table.dequantize(outputs["quantized"]), outputs["pca"], atol=4 / 255, rtol=0
     )

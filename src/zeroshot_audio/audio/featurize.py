@@ -48,13 +48,13 @@ from tqdm.auto import tqdm
 
 from zeroshot_audio.audio import io as audio_io
 from zeroshot_audio.audio import vggish
-from zeroshot_audio.audio.shards import (
+from zeroshot_audio.contracts import segment_table
+from zeroshot_audio.contracts.segment_table import (
     ShardedTable,
     atomic_write_json,
     atomic_write_parquet,
     remove_stale_temp_files,
 )
-from zeroshot_audio.datasets import segment_table
 from zeroshot_audio.device import resolve_device
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,9 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-TARGET_SAMPLE_RATE = 16_000
+from zeroshot_audio.audio.vggish_params import EXAMPLE_SAMPLES, SAMPLE_RATE
+
+TARGET_SAMPLE_RATE = SAMPLE_RATE
 
 # resampy's ``kaiser_best`` filter, expressed in torchaudio's windowed-sinc resampler: 64 zero
 # crossings, roll-off 0.9476 of Nyquist, Kaiser beta 14.77. The VGGish reference resamples with
@@ -72,7 +74,7 @@ class SegmentLayout:
 
     n_segments: int = 10
     segment_s: float = 1.0
-    example_samples: int = 15_600
+    example_samples: int = EXAMPLE_SAMPLES
     min_coverage: float = 1.0
     sample_rate: int = TARGET_SAMPLE_RATE
 

@@ -24,11 +24,11 @@ import pyarrow as pa
 from tfrecord import example_pb2
 from tfrecord.reader import tfrecord_iterator
 
-from zeroshot_audio.datasets import segment_table
+from zeroshot_audio.contracts import segment_table
 
 logger = logging.getLogger(__name__)
 
-EMBEDDING_BYTES = segment_table.EMBEDDING_DIM
+EMBEDDING_BYTES = segment_table.EMBEDDING_SIZE
 
 
 @dataclass

@@ -24,35 +24,29 @@ import numpy as np
 import torch
 from torch import nn
 
-logger = logging.getLogger(__name__)
+from zeroshot_audio.audio.vggish_params import (
+    EMBEDDING_SIZE,
+    EXAMPLE_SAMPLES,
+    FFT_LENGTH,
+    LOG_OFFSET,
+    MEL_MAX_HZ,
+    MEL_MIN_HZ,
+    NUM_MEL_BINS,
+    OFFICIAL_PCA_URL,
+    OFFICIAL_WEIGHTS_URL,
+    QUANTIZE_MAX,
+    QUANTIZE_MIN,
+    SAMPLE_RATE,
+    STFT_HOP_SAMPLES,
+    STFT_WINDOW_SAMPLES,
+)
+from zeroshot_audio.contracts.segment_table import quantize
 
-SAMPLE_RATE = 16_000
-STFT_WINDOW_SAMPLES = 400  # 25 ms
-STFT_HOP_SAMPLES = 160  # 10 ms
-FFT_LENGTH = 512  # next power of two >= 400
-NUM_MEL_BINS = 64
-MEL_MIN_HZ = 125.0
-MEL_MAX_HZ = 7500.0
-LOG_OFFSET = 0.01
-EXAMPLE_FRAMES = 96  # 0.96 s
-EXAMPLE_SAMPLES = (EXAMPLE_FRAMES - 1) * STFT_HOP_SAMPLES + STFT_WINDOW_SAMPLES  # 15600
-EMBEDDING_SIZE = 128
-QUANTIZE_MIN = -2.0
-QUANTIZE_MAX = 2.0
+logger = logging.getLogger(__name__)
 
 # Layout of the convolutional stack: channels or "M" (2x2 max-pool), as in the paper's VGG "A"
 # reduced to four groups. Indices of the conv layers in ``features`` follow from it.
 _FEATURE_LAYOUT: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")
-
-# Released weights of the public PyTorch port: file names carry a sha256 prefix (torch.hub style).
-OFFICIAL_WEIGHTS_URL = (
-    "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
-)
-OFFICIAL_PCA_URL = (
-    "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
-    "vggish_pca_params-970ea276.pth"
-)
-
 
 # --------------------------------------------------------------------------------------------
 # Frontend
@@ -188,24 +182,6 @@ class AudioSetPostprocessor(nn.Module):
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         """AudioSet release format: uint8 ``[N, 128]``."""
         return quantize(self.whiten(embeddings))
-
-
-def quantize(x: torch.Tensor) -> torch.Tensor:
-    """[-2, 2] -> uint8 as the TF reference made the AudioSet release: scale to [0, 255] and
-    truncate (numpy ``astype(np.uint8)``). The PyTorch port rounds instead, which shifts half of
-    the values up by one step."""
-    scaled = (x.clamp(QUANTIZE_MIN, QUANTIZE_MAX) - QUANTIZE_MIN) * (
-        255.0 / (QUANTIZE_MAX - QUANTIZE_MIN)
-    )
-    return scaled.to(torch.uint8)  # float -> uint8 truncates, like numpy's astype
-
-
-def dequantize(u8: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    """AudioSet uint8 embeddings -> float32 in [-2, 2]: ``x = u8 * 4/255 - 2``."""
-    scale = (QUANTIZE_MAX - QUANTIZE_MIN) / 255.0
-    if isinstance(u8, torch.Tensor):
-        return u8.to(torch.float32) * scale + QUANTIZE_MIN
-    return np.asarray(u8, dtype=np.float32) * np.float32(scale) + np.float32(QUANTIZE_MIN)
 
 
 POSTPROCESS_MODES = ("none", "pca", "quantized")

@@ -6,7 +6,7 @@ under each version (``<filepath>/<version>/<name>/part-000000.parquet ...``) and
 back as one ``pyarrow.Table`` with the schema of ``segment_table.segment_schema``.
 
 ``save`` accepts a ``pyarrow.Table`` (split into ``rows_per_shard`` rows per file) or a
-:class:`~zeroshot_audio.audio.shards.ShardedTable` (finished shards from the featurize work
+:class:`~zeroshot_audio.contracts.segment_table.ShardedTable` (finished shards from the featurize work
 folder, hard-linked when on the same local filesystem, else copied). A version folder appears
 only once complete: shards are written into a hidden sibling folder that is renamed at the end.
 """
@@ -31,8 +31,8 @@ from kedro.io.core import (
 )
 from kedro_datasets._typing import TablePreview
 
-from zeroshot_audio.audio.shards import ShardedTable
-from zeroshot_audio.datasets import segment_table
+from zeroshot_audio.contracts import segment_table
+from zeroshot_audio.contracts.segment_table import ShardedTable
 
 PART_GLOB = "part-*.parquet"
 
@@ -42,15 +42,11 @@ def _part_name(index: int) -> str:
 
 
 def _check_schema(schema: pa.Schema, where: str) -> None:
-    """The table must follow the contract of ``segment_table.segment_schema``."""
+    """The table must follow the contract of ``segment_table.segment_schema`` (any T and D)."""
     try:
-        emb = schema.field("embedding").type
-        dtype = {pa.float32(): "float32", pa.uint8(): "uint8"}[emb.value_type.value_type]
-        expected = segment_table.segment_schema(emb.list_size, dtype)
-    except (KeyError, AttributeError) as err:
-        raise DatasetError(f"{where}: not a segment_embeddings table ({err!r}): {schema}") from err
-    if not schema.remove_metadata().equals(expected):
-        raise DatasetError(f"{where}: schema {schema} differs from the contract {expected}")
+        segment_table.check_schema(schema, where)
+    except ValueError as err:
+        raise DatasetError(str(err)) from err
 
 
 class SegmentEmbeddingsDataset(AbstractVersionedDataset[pa.Table | ShardedTable, pa.Table]):

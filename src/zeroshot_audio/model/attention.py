@@ -20,25 +20,15 @@ No Kedro here: this module is usable from a notebook or a script as it is.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from zeroshot_audio.audio.vggish import EMBEDDING_SIZE as SEGMENT_DIM
-from zeroshot_audio.audio.vggish import dequantize as dequantize_audioset
-
-
-def dequantize(segments: Tensor) -> Tensor:
-    """Segments as stored (uint8 AudioSet-quantised, or float) -> float32 model input.
-
-    Done on the device batch by batch, so a training run can hold the whole table there as uint8
-    (4x smaller). uint8 follows the AudioSet release, x = u8 * 4/255 - 2 (featurize's function).
-    """
-    if segments.dtype == torch.uint8:
-        return dequantize_audioset(segments)
-    return segments.to(torch.float32)
+from zeroshot_audio.config import build_strict
+from zeroshot_audio.contracts.segment_table import EMBEDDING_SIZE as SEGMENT_DIM
+from zeroshot_audio.contracts.segment_table import dequantize
 
 
 @dataclass(frozen=True)
@@ -67,9 +57,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
-        """Build from a (possibly larger) mapping such as a parameters block; unknown keys ignored."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        """Build from ``train.model`` parameters or a checkpoint; an unknown key is an error."""
+        return build_strict(cls, values, "model")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -20,7 +20,7 @@ import importlib.resources
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from zeroshot_audio.config import build_strict
 from zeroshot_audio.device import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -43,16 +44,6 @@ _PACKAGE_PREFIX = "package:"
 
 class ModelNotAvailableError(FileNotFoundError):
     """The configured text model is not on this machine; the message says how to get it."""
-
-
-def build_strict(config_class: type, params: Mapping[str, Any], what: str) -> Any:
-    """``config_class(**params)``, but an unknown key is an error naming it (a typo in conf must
-    not silently fall back to a default)."""
-    known = {f.name for f in fields(config_class)}
-    unknown = set(params) - known
-    if unknown:
-        raise ValueError(f"unknown {what} parameter(s) {sorted(unknown)}; known: {sorted(known)}")
-    return config_class(**dict(params))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from zeroshot_audio.text.encoder import EncoderConfig, build_strict
+from zeroshot_audio.config import build_strict
+from zeroshot_audio.text.encoder import EncoderConfig
 
 TextSource = Literal["display_name", "description", "name_and_description"]
 TEXT_SOURCES: tuple[str, ...] = get_args(TextSource)

@@ -16,8 +16,8 @@ from kedro.runner import SequentialRunner
 
 from tests.audio.sounds import write_clips
 from zeroshot_audio.audio.featurize import FeaturizeConfig
-from zeroshot_audio.audio.shards import ShardedTable, atomic_write_parquet
-from zeroshot_audio.datasets import segment_table
+from zeroshot_audio.contracts import segment_table
+from zeroshot_audio.contracts.segment_table import ShardedTable, atomic_write_parquet
 from zeroshot_audio.datasets.segment_embeddings import SegmentEmbeddingsDataset
 from zeroshot_audio.pipelines.featurize import create_pipeline
 

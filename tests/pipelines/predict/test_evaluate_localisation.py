@@ -16,7 +16,7 @@ import pytest
 
 from tests.model.planted import make_planted
 from tests.pipelines.train.synthetic_catalog import PARAMS
-from zeroshot_audio.datasets.segment_table import from_arrays
+from zeroshot_audio.contracts.segment_table import from_arrays
 from zeroshot_audio.pipelines.evaluate.localisation import (
     BASELINE,
     localisation_table,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from tests.model.planted import make_planted
-from zeroshot_audio.datasets.segment_table import from_arrays
+from zeroshot_audio.contracts.segment_table import from_arrays
 
 DROPPED_CLIPS = 3  # clips present in clip_folds but missing from segment_embeddings
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from zeroshot_audio.datasets.segment_table import to_arrays
+from zeroshot_audio.contracts.segment_table import to_arrays
 from zeroshot_audio.device import resolve_device
 from zeroshot_audio.model.attention import TemporalAttentionModel
 from zeroshot_audio.model.localisation import (

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from zeroshot_audio.audio.featurize import FeaturizeConfig, featurize, from_released_embeddings
-from zeroshot_audio.audio.shards import ShardedTable
+from zeroshot_audio.contracts.segment_table import ShardedTable
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from zeroshot_audio.datasets.segment_table import to_arrays
+from zeroshot_audio.contracts.segment_table import to_arrays
 from zeroshot_audio.device import resolve_device
 from zeroshot_audio.model.attention import ModelConfig, TemporalAttentionModel
 from zeroshot_audio.model.metrics import tune_global_threshold
