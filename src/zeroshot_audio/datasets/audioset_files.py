@@ -44,6 +44,10 @@ class AudioSetSegmentFiles(AbstractDataset[None, dict[str, tuple[str, str]]]):
             try:
                 with self._open(filepath) as handle:
                     out[split] = (filepath, handle.read())
+            except UnicodeDecodeError as exc:
+                raise DatasetError(
+                    f"AudioSet segments file {filepath} is not UTF-8 text: {exc}"
+                ) from exc
             except FileNotFoundError as exc:
                 raise DatasetError(
                     f"AudioSet segments file for split {split!r} not found: {filepath}. "

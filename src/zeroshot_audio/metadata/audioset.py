@@ -5,6 +5,11 @@ three `#` header lines), and real copies of them are sometimes truncated or hand
 is validated on its own and a malformed one is never silently dropped: in ``strict`` mode the first
 one raises :class:`MalformedRowError` naming file, line and reason; in ``lenient`` mode it is returned
 as a :class:`MalformedRow` for the caller to quarantine and report.
+
+Problems of the whole file are never quarantined, since no row could hold them: a file with no
+segment rows (empty, or header only) is an error in both modes, and a file holding fewer or more
+rows than its header's ``num_segs`` states (a truncated copy) is an error in strict mode and a
+``header_problem`` for the report in lenient mode. A UTF-8 byte-order mark is accepted and dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import pyarrow.csv as pacsv
 _HEADER_COUNT = re.compile(r"(\w+)=(\d+)")
 MALFORMED_KINDS = (
     "field_count",
+    "unterminated_quote",
     "empty_ytid",
     "bad_time",
     "reversed_time",
@@ -30,6 +36,9 @@ MALFORMED_KINDS = (
     "unknown_mid",
     "duplicate",
 )
+#: Problems of a whole file rather than of one row; never quarantined.
+FILE_PROBLEM_KINDS = ("no_rows", "row_count")
+BOM = "\ufeff"
 
 
 class MalformedRowError(ValueError):
@@ -64,6 +73,57 @@ def _split_header(text: str) -> tuple[list[str], str, int]:
     return header, text[pos:], len(header)
 
 
+def _no_rows_error(source: str, n_header: int, had_text: bool) -> MalformedRowError:
+    what = f"the header ({n_header} '#' lines) is followed by" if n_header else "the file holds"
+    reason = f"no segment rows: {what} no data" if had_text else "no segment rows: the file is empty"
+    return MalformedRowError(MalformedRow(source, max(n_header, 1), "no_rows", reason, ""))
+
+
+def check_row_count(
+    header: list[str], header_counts: Mapping[str, int], n_data_lines: int, source: str
+) -> MalformedRow | None:
+    """A :class:`MalformedRow` of kind ``row_count`` (pointing at the header line) when the
+    header's ``num_segs`` disagrees with the data lines found, e.g. in a truncated copy."""
+    expected = header_counts.get("num_segs")
+    if expected is None or expected == n_data_lines:
+        return None
+    line = next(i for i, text in enumerate(header, 1) if "num_segs=" in text)
+    how = "truncated or cut short?" if n_data_lines < expected else "rows added by hand?"
+    return MalformedRow(
+        source,
+        line,
+        "row_count",
+        f"the header states num_segs={expected} but the file holds {n_data_lines} data lines "
+        f"({how})",
+        header[line - 1],
+    )
+
+
+def _unterminated_quotes(lines: pa.Array) -> np.ndarray:
+    """Indices of lines with an odd number of double quotes: a label list opened, never closed.
+
+    Arrow's reader would carry on into the next line(s) to find the closing quote, merging rows
+    and shifting every later line number, so these lines are taken out before it runs."""
+    counts = pc.count_substring(lines, '"').to_numpy(zero_copy_only=False)
+    return np.flatnonzero(counts % 2 == 1)
+
+
+def _read_rows(body: str, on_invalid) -> pa.Table:
+    columns = ["ytid", "start", "end", "labels"]
+    if not body.strip():
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
+    return pacsv.read_csv(
+        io.BytesIO(body.replace(", ", ",").encode("utf-8")),
+        read_options=pacsv.ReadOptions(column_names=columns, use_threads=False),
+        parse_options=pacsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in columns},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
 def _time_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Parsed seconds and a mask of the rows whose value is not a finite non-negative number."""
     values = pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(dtype=np.float64)
@@ -87,23 +147,55 @@ def parse_segments(
     reader and validated column-wise, so the 2M-row unbalanced file takes seconds; only the rows
     that fail are looked at one by one. Duplicates across files are checked by
     :func:`find_duplicates` on the concatenated rows.
+
+    ``frame.attrs`` holds ``n_data_lines`` (non-blank lines after the header: kept plus malformed
+    rows) and ``header_problem`` (a ``row_count`` :class:`MalformedRow` as a dict, lenient only).
+    Raises :class:`MalformedRowError` for a file without rows in both modes.
     """
-    header, body, n_header = _split_header(text)
+    had_text = bool(text) and not text.isspace()
+    header, body, n_header = _split_header(text.removeprefix(BOM))
     header_counts = {
         k: int(v) for line in header for k, v in _HEADER_COUNT.findall(line) if k.startswith("num_")
     }
     bad: list[MalformedRow] = []
     invalid_lines: list[int] = []
     raw_lines = body.split("\n")
+    n_lines = len(raw_lines) - (1 if raw_lines and raw_lines[-1] == "" else 0)
+    line_array = pa.array(raw_lines[:n_lines], pa.string())
+    blank = ~pc.not_equal(pc.utf8_trim_whitespace(line_array), "").to_numpy(zero_copy_only=False)
+    n_data_lines = int(n_lines - blank.sum())
+    if n_data_lines == 0:
+        raise _no_rows_error(source, n_header, had_text)
+    row_count = check_row_count(header, header_counts, n_data_lines, source)
+
+    unterminated = _unterminated_quotes(line_array)
+    for i in unterminated:
+        bad.append(
+            MalformedRow(
+                source,
+                n_header + int(i) + 1,
+                "unterminated_quote",
+                'unterminated quote: the label list opens a " that this line never closes',
+                raw_lines[i],
+            )
+        )
+    # Arrow reads an empty line as a row of empty strings, and an unterminated quote as the start
+    # of a value spanning lines: both are replaced by a one-field placeholder that it rejects
+    # as an invalid row, so that its row numbers keep matching the lines.
+    skipped = set((np.flatnonzero(blank) + 1).tolist()) | {int(i) + 1 for i in unterminated}
+    if skipped:
+        arrow_lines = list(raw_lines)
+        for number in skipped:
+            arrow_lines[number - 1] = "?"
+        body = "\n".join(arrow_lines)
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        line_no = n_header + row.number
         invalid_lines.append(row.number)
-        if row.text.strip():
+        if row.number not in skipped:
             bad.append(
                 MalformedRow(
                     source,
-                    line_no,
+                    n_header + row.number,
                     "field_count",
                     "expected 4 fields (YTID, start_seconds, end_seconds, quoted labels), "
                     f"found {row.actual_columns}",
@@ -112,21 +204,13 @@ def parse_segments(
             )
         return "skip"
 
-    table = pacsv.read_csv(
-        io.BytesIO(body.replace(", ", ",").encode("utf-8")),
-        read_options=pacsv.ReadOptions(
-            column_names=["ytid", "start", "end", "labels"], use_threads=False
-        ),
-        parse_options=pacsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in ("ytid", "start", "end", "labels")},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    n_lines = len(raw_lines) - (1 if raw_lines and raw_lines[-1] == "" else 0)
+    table = _read_rows(body, on_invalid)
     line = np.setdiff1d(np.arange(1, n_lines + 1), np.asarray(invalid_lines, dtype=np.int64))
-    n_data_lines = n_lines - sum(1 for n in invalid_lines if not raw_lines[n - 1].strip())
+    if len(line) != table.num_rows:  # a quoted newline or similar that Arrow read differently
+        raise ValueError(
+            f"{source}: {table.num_rows} rows parsed from {len(line)} lines; the file's quoting "
+            "cannot be mapped back to its lines"
+        )
 
     columns = {name: table.column(name).combine_chunks() for name in table.column_names}
     ytid = pc.utf8_trim_whitespace(columns["ytid"])
@@ -179,6 +263,8 @@ def parse_segments(
     bad.sort(key=lambda row: row.line)
     if strict and bad:
         raise MalformedRowError(bad[0])
+    if strict and row_count is not None:
+        raise MalformedRowError(row_count)
 
     keep = ~rejected
     kept_flat = nonempty & keep[parent]
@@ -203,6 +289,7 @@ def parse_segments(
         }
     )
     frame.attrs["n_data_lines"] = n_data_lines
+    frame.attrs["header_problem"] = row_count.to_dict() if row_count is not None else None
     return frame, bad, header_counts
 
 

@@ -24,12 +24,16 @@ def parse_segment_files(
     class_index: pd.DataFrame,
     params: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Parse every segments file; quarantine (lenient) or raise on (strict) malformed rows."""
+    """Parse every segments file; quarantine (lenient) or raise on (strict) malformed rows.
+
+    Per file the report holds ``data_lines == rows_kept + rows_quarantined``; a file whose header
+    ``num_segs`` disagrees with its rows (a truncated copy) is listed in ``header_problems``.
+    """
     mode = params.get("mode", "lenient")
     if mode not in MODES:
         raise ValueError(f"ingest.mode must be one of {MODES}, got {mode!r}")
     strict = mode == "strict"
-    frames, quarantined, files = [], [], {}
+    frames, quarantined, files, header_problems = [], [], {}, []
     for split, (source, text) in segment_files.items():
         parsed, bad, header_counts = parse_segments(
             text, source, split, class_index["mid"], strict=strict
@@ -40,7 +44,11 @@ def parse_segment_files(
             "file": source,
             "data_lines": parsed.attrs["n_data_lines"],
             "header_counts": header_counts,
+            "header_problem": parsed.attrs["header_problem"],
         }
+        if parsed.attrs["header_problem"]:
+            header_problems.append(parsed.attrs["header_problem"])
+            log.warning("%(file)s, line %(line)d: %(reason)s", parsed.attrs["header_problem"])
     clips = pd.concat(frames, ignore_index=True)
     duplicate, duplicates = find_duplicates(clips, clips["source"])
     if strict and duplicates:
@@ -50,6 +58,8 @@ def parse_segment_files(
     for split, info in files.items():
         info["rows_kept"] = int((clips["source_split"] == split).sum())
         info["rows_quarantined"] = sum(row.file == info["file"] for row in quarantined)
+        if info["rows_kept"] + info["rows_quarantined"] != info["data_lines"]:  # never silent
+            raise RuntimeError(f"ingest lost rows of {info['file']}: {info}")
         log.info(
             "%s (%s): %d rows kept, %d quarantined",
             info["file"], split, info["rows_kept"], info["rows_quarantined"],
@@ -67,9 +77,11 @@ def parse_segment_files(
         "n_quarantined": len(quarantined),
         "quarantined_by_reason": dict(by_reason),
         "quarantined_rows": [row.to_dict() for row in quarantined],
+        "header_problems": header_problems,
         "mlflow_metrics": {
             "ingest_clips": len(clips),
             "ingest_quarantined_rows": len(quarantined),
+            "ingest_header_problems": len(header_problems),
         },
     }
     return clips, report
