@@ -75,7 +75,9 @@ def _split_header(text: str) -> tuple[list[str], str, int]:
 
 def _no_rows_error(source: str, n_header: int, had_text: bool) -> MalformedRowError:
     what = f"the header ({n_header} '#' lines) is followed by" if n_header else "the file holds"
-    reason = f"no segment rows: {what} no data" if had_text else "no segment rows: the file is empty"
+    reason = (
+        f"no segment rows: {what} no data" if had_text else "no segment rows: the file is empty"
+    )
     return MalformedRowError(MalformedRow(source, max(n_header, 1), "no_rows", reason, ""))
 
 
