@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -324,3 +327,83 @@ def test_embedder_output_formats(random_network) -> None:
     torch.testing.assert_close(
         segment_table.dequantize(outputs["quantized"]), outputs["pca"], atol=4 / 255, rtol=0
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Weights files are never unpickled with the full unpickler
+# --------------------------------------------------------------------------------------------
+
+
+class _RunsCode:
+    """Unpickling this calls ``exec``: what a hostile ``.pth`` does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",))
+
+
+@pytest.mark.parametrize("which", ["network", "pca"])
+def test_a_pth_that_would_run_code_is_refused_even_when_its_hash_matches(
+    tmp_path, random_network, which
+) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    marker = tmp_path / "marker"
+    net = cache / "vggish-10086976.pth"
+    pca = cache / "vggish_pca_params-970ea276.pth"
+    torch.save(random_network.state_dict(), net)
+    torch.save({"pca_eigen_vectors": np.eye(128), "pca_means": np.zeros(128)}, pca)
+    hostile = {"pca_eigen_vectors": _RunsCode(marker), "pca_means": np.zeros(128)}
+    if which == "network":
+        hostile = {**random_network.state_dict(), "features.0.weight": _RunsCode(marker)}
+    torch.save(hostile, net if which == "network" else pca)
+    # the full digests are configured: the old loader trusted such a file with weights_only=False
+    spec = _offline_spec(
+        tmp_path, sha256=vggish.file_sha256(net), pca_sha256=vggish.file_sha256(pca)
+    )
+    with pytest.raises(vggish.WeightsUnavailableError, match=r"refused to load .*GLOBAL .*exec"):
+        vggish.resolve_weights(spec, seed=0, need_pca=True)
+    assert not marker.exists()
+    # allowed to degrade: it still does not run the file, it falls back loudly instead
+    loaded = vggish.resolve_weights(
+        dataclasses.replace(spec, allow_random=True), seed=0, need_pca=True
+    )
+    assert not marker.exists()
+    assert (loaded.source if which == "network" else loaded.pca_source) in ("random", "identity")
+
+
+def _as_numpy1_pickle(path: Path) -> None:
+    """Rewrite a torch.save file as numpy 1.x writes arrays (``numpy.core.multiarray``), which
+    is how the released PCA file (2019) names ``_reconstruct``."""
+    with zipfile.ZipFile(path) as src:
+        items = [(info, src.read(info)) for info in src.infolist()]
+    renamed = 0
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as dst:
+        for info, data in items:
+            if info.filename.endswith("data.pkl"):
+                renamed = data.count(b"numpy._core.multiarray")
+                data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+            dst.writestr(info, data)
+    assert renamed >= 1
+
+
+@pytest.mark.parametrize("numpy_names", ["numpy2", "numpy1"])
+def test_numpy_array_pca_files_load_without_the_full_unpickler(tmp_path, numpy_names) -> None:
+    path = tmp_path / "pca.pth"
+    eig = np.arange(128 * 128, dtype=np.float64).reshape(128, 128)
+    means = np.linspace(-1, 1, 128).astype(np.float32)
+    torch.save({"pca_eigen_vectors": eig, "pca_means": means}, path)
+    if numpy_names == "numpy1":
+        _as_numpy1_pickle(path)
+    loaded = vggish.load_weights_file(path)
+    np.testing.assert_array_equal(loaded["pca_eigen_vectors"], eig)
+    np.testing.assert_array_equal(loaded["pca_means"], means)
+
+
+def test_object_arrays_are_refused(tmp_path) -> None:
+    path = tmp_path / "objects.pth"
+    torch.save({"pca_means": np.array([1.0, None], dtype=object)}, path)
+    with pytest.raises(vggish.WeightsUnavailableError, match="refused to load"):
+        vggish.load_weights_file(path)

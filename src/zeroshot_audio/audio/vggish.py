@@ -251,6 +251,8 @@ class WeightsSpec:
 
     Lookup: ``path`` if set, else ``cache_dir/<basename of url>``; if absent and ``download``,
     fetch ``url`` into the cache. ``sha256`` may be a prefix (the port's file names carry one).
+    The hash only identifies the file: loading is always ``weights_only`` (see
+    :func:`load_weights_file`), so a file that matches it cannot run code either.
     """
 
     path: str | None = None
@@ -335,17 +337,55 @@ def ensure_file(
     return target
 
 
-def _load_checkpoint(path: Path, verified: bool) -> dict:
+def _numpy_array_globals() -> list:
+    """The only globals a pickled numpy array needs: ``ndarray``, ``dtype`` and the
+    ``_reconstruct`` helper under its numpy 1.x (``numpy.core``) and 2.x (``numpy._core``) names,
+    and the numeric dtype classes whose state a dtype restores. None of them can run code: ``_reconstruct`` makes an empty array of an allowed type and
+    ``ndarray.__setstate__`` fills it with raw bytes."""
+    from numpy._core.multiarray import _reconstruct
+
+    numeric_dtypes = {type(np.dtype(code)) for code in "?bBhHiIlLqQefdg"}  # numpy 2 classes
+    return [
+        np.ndarray,
+        np.dtype,
+        *sorted(numeric_dtypes, key=lambda t: t.__name__),
+        (_reconstruct, "numpy.core.multiarray._reconstruct"),
+        (_reconstruct, "numpy._core.multiarray._reconstruct"),
+    ]
+
+
+def _why(err: Exception) -> str:
+    """The line of torch's long weights_only message that says what was refused."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[-1].strip()
+            rest = rest or (lines[i + 1] if i + 1 < len(lines) else line)
+            return rest.split(" Please use", 1)[0]  # not torch's advice to allowlist it
+    return lines[0] if lines else repr(err)
+
+
+def load_weights_file(path: Path) -> dict:
+    """``torch.load(weights_only=True)`` with numpy arrays allowed: never the full unpickler.
+
+    The released network file is a state_dict of tensors; the released PCA file is a dict of
+    numpy arrays. Anything else (a pickled class, a function call) is refused before it runs,
+    whatever the file's hash: a hash says which file this is, not that unpickling it is safe.
+    """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises pickle errors for numpy payloads
-        if not verified:
-            raise WeightsUnavailableError(
-                f"{path} holds non-tensor objects and no sha256 is configured to trust it: {err}"
-            ) from err
-        # The released PCA file stores numpy arrays; its hash was checked above, so the full
-        # unpickler is as safe as the file we asked for.
-        return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_numpy_array_globals()):
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle.UnpicklingError, RuntimeError for foreign or corrupt files
+        raise WeightsUnavailableError(
+            f"refused to load {path}: it is not a plain file of tensors or numpy arrays "
+            f"(weights are only ever loaded with torch.load(weights_only=True)): {_why(err)}"
+        ) from err
+    if not isinstance(data, dict):
+        raise WeightsUnavailableError(f"{path}: expected a dict of arrays, got {type(data)}")
+    for key, value in data.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind not in "fiub":
+            raise WeightsUnavailableError(f"{path}: array {key!r} has dtype {value.dtype}")
+    return data
 
 
 @dataclass
@@ -375,7 +415,7 @@ def resolve_weights(spec: WeightsSpec, seed: int, need_pca: bool) -> LoadedWeigh
     network (and an identity PCA) with a loud warning."""
     try:
         net_file = ensure_file(spec.network_file(), spec.url, spec.sha256, spec, "network weights")
-        state = _load_checkpoint(net_file, verified=bool(spec.sha256))
+        state = load_weights_file(net_file)
         source, fingerprint = "official", file_sha256(net_file)
     except WeightsUnavailableError as err:
         _degrade(spec, err, f"RANDOM network weights (seed {seed})")
@@ -386,7 +426,7 @@ def resolve_weights(spec: WeightsSpec, seed: int, need_pca: bool) -> LoadedWeigh
             pca_file = ensure_file(
                 spec.pca_file(), spec.pca_url, spec.pca_sha256, spec, "PCA params"
             )
-            params = _load_checkpoint(pca_file, verified=bool(spec.pca_sha256))
+            params = load_weights_file(pca_file)
             pca = (
                 torch.as_tensor(np.asarray(params["pca_eigen_vectors"]), dtype=torch.float32),
                 torch.as_tensor(np.asarray(params["pca_means"]), dtype=torch.float32).reshape(
