@@ -384,8 +384,7 @@ def _as_numpy1_pickle(path: Path) -> None:
         for info, data in items:
             if info.filename.endswith("data.pkl"):
                 renamed = data.count(b"numpy._core.multiarray")
-                data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
-            dst.writestr(info, data)
+            dst.writestr(info, data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
     assert renamed >= 1
 
 
