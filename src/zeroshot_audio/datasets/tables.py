@@ -1,6 +1,7 @@
 """kedro-datasets tables whose kedro-viz preview the viz front end can draw.
 
-Load, save and versioning are exactly kedro-datasets'; only ``preview`` differs. kedro-datasets
+Load and versioning are exactly kedro-datasets'; saves are crash-safe (temp file + fsync + rename,
+see :mod:`zeroshot_audio.datasets.atomic`) and ``preview`` differs. kedro-datasets
 builds a Parquet preview with ``DataFrame.to_dict(orient="split")``, which leaves list columns
 (``labels``, ``child_ids``, ``embedding``) as numpy arrays that kedro-viz cannot serialise: the static
 build (``kedro viz build --include-previews``) aborts and the live side panel answers HTTP 500.
@@ -17,11 +18,13 @@ from kedro_datasets._typing import TablePreview
 from kedro_datasets.pandas import ParquetDataset as _PandasParquetDataset
 from kedro_datasets.text import TextDataset
 
+from zeroshot_audio.datasets.atomic import AtomicSaveMixin
+
 # A list cell longer than this (an embedding) is summarised rather than listed in full.
 MAX_LIST_ITEMS = 8
 
 
-class ParquetDataset(_PandasParquetDataset):
+class ParquetDataset(AtomicSaveMixin, _PandasParquetDataset):
     """``pandas.ParquetDataset`` with a JSON-safe preview (list cells as lists, NaN as null)."""
 
     def preview(self, nrows: int = 5) -> TablePreview:
@@ -30,7 +33,7 @@ class ParquetDataset(_PandasParquetDataset):
         return TablePreview(table)
 
 
-class MarkdownDataset(TextDataset):
+class MarkdownDataset(AtomicSaveMixin, TextDataset):
     """``text.TextDataset`` for a Markdown table, previewed as that table."""
 
     def preview(self) -> TablePreview:

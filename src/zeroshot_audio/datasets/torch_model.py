@@ -14,7 +14,7 @@ import io
 import os
 from collections.abc import Mapping
 from copy import deepcopy
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import fsspec
@@ -28,6 +28,8 @@ from kedro.io.core import (
     get_protocol_and_path,
 )
 from kedro_datasets._typing import TablePreview
+
+from zeroshot_audio.datasets.atomic import write_atomically
 
 Checkpoints = dict[str, dict[str, Any]]
 _PREVIEW_KEYS = ("rotation", "method", "threshold", "best_epoch", "n_classes", "n_train_clips")
@@ -85,8 +87,11 @@ class TorchModelDataset(AbstractVersionedDataset[Checkpoints, Checkpoints]):
         _validate(data, save_path)
         buffer = io.BytesIO()
         torch.save({name: dict(entry) for name, entry in data.items()}, buffer)
-        with self._fs.open(save_path, mode="wb") as f:
-            f.write(buffer.getvalue())
+        if self._protocol == "file":  # temp + fsync + rename: a kill never leaves half a file
+            write_atomically(Path(save_path), lambda tmp: tmp.write_bytes(buffer.getvalue()))
+        else:
+            with self._fs.open(save_path, mode="wb") as f:
+                f.write(buffer.getvalue())
         self._invalidate_cache()
 
     def _exists(self) -> bool:
