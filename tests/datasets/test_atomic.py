@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -113,7 +112,8 @@ def test_a_save_killed_before_its_rename_leaves_the_previous_version_loaded(tmp_
     namespace: dict = {"pd": pd, "torch": torch}
     exec(PRELUDE, namespace)  # noqa: S102 - the same builders the child uses
     _catalog(entry, tmp_path, save_version="2026-01-01T00.00.00.000Z").save(
-        "d", eval(first, namespace)  # noqa: S307
+        "d",
+        eval(first, namespace),  # noqa: S307
     )
     ready = tmp_path / "ready"
     child_entry = {**entry, "filepath": str(tmp_path / entry["filepath"])}
@@ -148,7 +148,8 @@ def test_a_save_killed_before_its_rename_leaves_the_previous_version_loaded(tmp_
     assert _version_of(name, catalog.load("d")) == 1
     # and a later save (a rerun) becomes the latest as usual
     _catalog(entry, tmp_path, save_version="2026-01-03T00.00.00.000Z").save(
-        "d", eval(second, namespace)  # noqa: S307
+        "d",
+        eval(second, namespace),  # noqa: S307
     )
     assert _version_of(name, _catalog(entry, tmp_path).load("d")) == 2
 
