@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -242,7 +243,25 @@ TMP_MARK = ".tmp-"
 
 
 def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+    """``.<name>.tmp-<pid>-<random>``: unique per writer, and the pid says whose it is."""
+    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _writer_pid(temp: Path) -> int | None:
+    """The pid in a temp file's name, or None for a name this module did not make."""
+    tail = temp.name.rsplit(TMP_MARK, 1)[-1]
+    pid = tail.split("-", 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def atomic_write_parquet(table: pa.Table, path: Path, compression: str = "zstd") -> None:
@@ -274,10 +293,21 @@ def atomic_write_json(obj: Any, path: Path) -> None:
 
 
 def remove_stale_temp_files(folder: Path) -> int:
-    """Delete temp files left by a killed writer; returns how many."""
+    """Delete temp files left by killed writers; returns how many.
+
+    Only files whose writer (the pid in the name) is dead are removed: a second run working in
+    the same folder at the same time keeps its half-written shards. The folder is local to one
+    machine (the featurize work folder), so a pid is enough to tell.
+    """
     if not folder.is_dir():
         return 0
-    stale = [p for p in folder.iterdir() if p.name.startswith(".") and TMP_MARK in p.name]
+    stale = []
+    for p in folder.iterdir():
+        if not (p.name.startswith(".") and TMP_MARK in p.name):
+            continue
+        pid = _writer_pid(p)
+        if pid is None or not _is_alive(pid):
+            stale.append(p)
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)
