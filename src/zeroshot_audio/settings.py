@@ -1,8 +1,20 @@
 """Project settings; see https://docs.kedro.org/en/stable/configure/configuration_basics/"""
 
-from zeroshot_audio.hooks import MlflowArtifactHook, MlflowReportHook
+from zeroshot_audio.hooks import (
+    MissingInputsHook,
+    MlflowArtifactHook,
+    MlflowArtifactRootHook,
+    MlflowReportHook,
+    MlflowStaleRunHook,
+)
 
-HOOKS = (MlflowReportHook(), MlflowArtifactHook())
+HOOKS = (
+    MissingInputsHook(),
+    MlflowArtifactRootHook(),
+    MlflowStaleRunHook(),
+    MlflowReportHook(),
+    MlflowArtifactHook(),
+)
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
