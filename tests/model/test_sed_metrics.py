@@ -131,6 +131,22 @@ def test_event_based_f1_with_collars_by_hand():
     assert strict["event_f1"] == pytest.approx(0.2)
 
 
+def test_a_class_without_reference_events_only_adds_false_positives():
+    # "owl" has no reference event; one estimated owl event on c2 segments 3-4 (2 segments).
+    # Event-based: TP 2, FP 4 + 1, FN 2 -> F1 = 4 / (4 + 5 + 2); macro still over dog and cat.
+    # Segment-based: TP 5, FP 4 + 2, FN 2 -> F1 = 10 / (10 + 6 + 2); I gains 2: ER = 7 / 7.
+    ref = sed_reference(STRONG, ["c1", "c2"], ["dog", "cat", "owl"], [10, 10])
+    decisions = np.concatenate([_decisions(), np.zeros((2, 10, 1), dtype=bool)], axis=2)
+    decisions[1, [3, 4], 2] = True
+    events = event_based_metrics(decisions, ref)
+    assert events["event_f1"] == pytest.approx(4 / 11)
+    assert events["event_macro_f1"] == pytest.approx(5 / 12)
+    segments = segment_based_metrics(decisions, ref)
+    assert segments["segment_f1"] == pytest.approx(10 / 18)
+    assert segments["segment_error_rate"] == pytest.approx(1.0)
+    assert segments["segment_macro_f1"] == pytest.approx(13 / 21)
+
+
 def _scores() -> np.ndarray:
     s = np.zeros((2, 10, 2))
     s[0, :, 0] = [0.05, 0.9, 0.8, 0.6, 0.04, 0.03, 0.02, 0.01, 0.0, 0.0]

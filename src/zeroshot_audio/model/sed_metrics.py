@@ -182,21 +182,37 @@ def event_based_metrics(
     offset_collar: float = OFFSET_COLLAR_S,
     offset_collar_rate: float = OFFSET_COLLAR_RATE,
 ) -> dict[str, float]:
-    """Event-based (collar) F1, micro and macro, by sed_scores_eval.collar_based."""
+    """Event-based (collar) F1, micro and macro, by sed_scores_eval.collar_based.
+
+    The library refuses a class without reference events; every estimated event of such a class
+    is a false positive, counted here.
+    """
     _, _, sse = _libraries()
-    binary = _score_frames(_check_grid(decisions, reference, "decisions").astype(float), reference)
-    _, _, _, stats = sse.collar_based.fscore(
-        binary,
-        reference.events,
-        0.5,  # decisions are 0/1 scores: an event is a run of 1s
-        onset_collar=onset_collar,
-        offset_collar=offset_collar,
-        offset_collar_rate=offset_collar_rate,
-        time_decimals=_DECIMALS,
-    )
-    tp = {c: float(stats[c]["tps"]) for c in reference.classes}
-    fp = {c: float(stats[c]["fps"]) for c in reference.classes}
-    n_ref = {c: float(stats[c]["n_ref"]) for c in reference.classes}
+    grid = _check_grid(decisions, reference, "decisions").astype(float)
+    present = reference.present_classes
+    tp = dict.fromkeys(reference.classes, 0.0)
+    n_ref = dict.fromkeys(reference.classes, 0.0)
+    fp = {c: 0.0 for c in reference.classes}
+    for events in decision_events(decisions, reference).values():
+        for _, _, mid in events:
+            if mid not in present:
+                fp[mid] += 1.0
+    if present:
+        columns = [reference.classes.index(c) for c in present]
+        sub = SedReference(
+            reference.clips, present, reference.n_valid, reference.segment_s, reference.events
+        )
+        _, _, _, stats = sse.collar_based.fscore(
+            _score_frames(grid[:, :, columns], sub),
+            sub.events,
+            0.5,  # decisions are 0/1 scores: an event is a run of 1s
+            onset_collar=onset_collar,
+            offset_collar=offset_collar,
+            offset_collar_rate=offset_collar_rate,
+            time_decimals=_DECIMALS,
+        )
+        for c in present:
+            tp[c], fp[c], n_ref[c] = (float(stats[c][k]) for k in ("tps", "fps", "n_ref"))
     per_class = [_f1(tp[c], fp[c], n_ref[c] - tp[c]) for c in reference.classes]
     tps, fps, refs = sum(tp.values()), sum(fp.values()), sum(n_ref.values())
     return {
