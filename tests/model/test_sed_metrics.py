@@ -14,6 +14,7 @@ from zeroshot_audio.model.sed_metrics import (
     attention_segment_scores,
     decision_events,
     event_based_metrics,
+    reference_grid,
     sed_metrics,
     sed_reference,
     segment_based_metrics,
@@ -280,3 +281,22 @@ def test_sed_metrics_collects_everything_and_checks_shapes():
     assert m["psds"] == pytest.approx(0.5) and (m["n_clips"], m["n_classes_with_events"]) == (2, 2)
     with pytest.raises(ValueError, match=r"decisions must be \[N=2, T, C=2\]"):
         segment_based_metrics(_decisions()[:, :, :1], _reference())
+
+
+def test_reference_grid_is_the_resolution_ceiling():
+    # On 1-s segments the reference becomes c1 dog [1, 4] (was [1.0, 3.4]): its offset is now
+    # 0.6 s late, beyond max(0.2, 0.2 * 2.4) = 0.48 s, so that event is missed and [1, 4] is a
+    # false positive; the other three events sit on segment boundaries and match.
+    # Event: TP 3, FP 1, FN 1 -> F1 = 6 / 8 = 0.75. Segment-based: perfect (F1 1, ER 0).
+    ref = _reference()
+    oracle = reference_grid(ref, 10)
+    np.testing.assert_array_equal(oracle, strong_label_grid(STRONG, ["c1", "c2"], CLASSES, 10, 1.0))
+    assert event_based_metrics(oracle, ref)["event_f1"] == pytest.approx(0.75)
+    segments = segment_based_metrics(oracle, ref)
+    assert (segments["segment_f1"], segments["segment_error_rate"]) == (1.0, 0.0)
+
+
+def test_underflowed_attention_stays_finite_and_lowest():
+    attention = np.array([[[1.0], [0.0]]])
+    got = attention_segment_scores(np.array([[0.5]]), attention, np.array([[True, True]]))
+    assert np.isfinite(got).all() and got[0, 1, 0] < got[0, 0, 0]

@@ -269,7 +269,8 @@ def attention_segment_scores(
     The clip score says whether, the attention says where: log(alpha * n) is 0 for a segment with
     exactly its uniform share, so a flat attention (the uniform model) gives every segment the clip
     score (a tagger without time stamps), and with tau = 1 the offset is the segment's
-    compatibility minus its clip's log-mean-exp. Padding segments get -inf.
+    compatibility minus its clip's log-mean-exp. Padding segments get -inf (never scored: only a
+    clip's valid segments reach the libraries).
     """
     clip_scores = np.asarray(clip_scores, dtype=np.float64)
     attention = np.asarray(attention, dtype=np.float64)
@@ -282,13 +283,32 @@ def attention_segment_scores(
     if valid.shape != attention.shape[:2]:
         raise ValueError(f"valid {valid.shape} must be [N, T] = {attention.shape[:2]}")
     n_valid = valid.sum(axis=1)[:, None, None]
-    with np.errstate(divide="ignore"):
-        relative = np.log(np.clip(attention, 0.0, None) * n_valid)
+    # an attention weight that underflowed to 0 stays the lowest score of its clip, but finite
+    relative = np.log(np.clip(attention * n_valid, np.finfo(np.float64).tiny, None))
     return np.where(valid[:, :, None], clip_scores[:, None, :] + relative, -np.inf)
 
 
+def reference_grid(reference: SedReference, n_segments: int) -> np.ndarray:
+    """[N, T, C] bool: the reference on the segment grid (a segment is active when an event
+    overlaps it). As decisions, it is the resolution ceiling: the best any segment-level system
+    can score. With 1-s segments, event onsets rarely fall within 200 ms of a segment boundary,
+    so the event-based F1 of this oracle is far below 1; report it beside the methods."""
+    grid = np.zeros((len(reference.clips), n_segments, len(reference.classes)), dtype=bool)
+    column = {c: j for j, c in enumerate(reference.classes)}
+    starts = np.arange(n_segments) * reference.segment_s
+    for i, clip in enumerate(reference.clips):
+        for onset, offset, mid in reference.events[clip]:
+            overlap = (starts < offset) & (starts + reference.segment_s > onset)
+            grid[i, overlap, column[mid]] = True
+    return grid
+
+
 def sed_metrics(
-    decisions: np.ndarray, reference: SedReference, segment_scores: np.ndarray | None = None
+    decisions: np.ndarray,
+    reference: SedReference,
+    segment_scores: np.ndarray | None = None,
+    *,
+    psds_params: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """All of the above in one flat dict (MLflow-ready floats): segment-based, event-based and,
     when ``segment_scores`` are given, the threshold-free scores."""
@@ -297,7 +317,7 @@ def sed_metrics(
         **event_based_metrics(decisions, reference),
     }
     if segment_scores is not None:
-        out.update(threshold_free_metrics(segment_scores, reference))
+        out.update(threshold_free_metrics(segment_scores, reference, psds_params=psds_params))
     out["n_clips"] = len(reference.clips)
     out["n_classes_with_events"] = len(reference.present_classes)
     return out
