@@ -294,6 +294,11 @@ def test_reference_grid_is_the_resolution_ceiling():
     assert event_based_metrics(oracle, ref)["event_f1"] == pytest.approx(0.75)
     segments = segment_based_metrics(oracle, ref)
     assert (segments["segment_f1"], segments["segment_error_rate"]) == (1.0, 0.0)
+    # Rounded to the nearest boundary (more than half a segment covered), c1 dog becomes [1, 3]:
+    # offset 0.4 s early <= 0.48 s, so all four events match: event F1 1.
+    rounded = reference_grid(ref, 10, min_coverage=0.5)
+    assert rounded[0, :, 0].tolist() == [False, True, True] + [False] * 7
+    assert event_based_metrics(rounded, ref)["event_f1"] == pytest.approx(1.0)
 
 
 def test_underflowed_attention_stays_finite_and_lowest():
