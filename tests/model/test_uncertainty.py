@@ -44,9 +44,15 @@ def test_clip_set_metrics_equal_the_project_metrics(discrete):
         assert ours[metric] == pytest.approx(reference[metric], abs=1e-12)
 
 
-def test_a_resample_is_scored_like_the_materialised_clip_set():
+@pytest.mark.parametrize("discrete", [False, True])
+def test_a_resample_is_scored_like_the_materialised_clip_set(discrete):
     """Multiplicities w are the same as repeating clips: check against y[idx], s[idx]."""
     paired = _rotation(1)
+    if discrete:  # tied scores, including ties between a positive and negatives
+        rounded = np.round(paired.scores_a)
+        paired = PairedScores(
+            paired.targets, rounded, paired.scores_b, paired.predictions_a, paired.predictions_b
+        )
     rng = np.random.default_rng(7)
     idx = rng.integers(0, paired.n_clips, size=(5, paired.n_clips))
     weights = _multiplicities(idx, paired.n_clips)
