@@ -1,0 +1,411 @@
+"""Localisation scored with the sound-event-detection field's own metrics and libraries.
+
+The project's ``localisation.segment_f1`` (segment-level F1 on the model's own segment grid) stays;
+this module adds what a DCASE reader expects, computed by the libraries the DCASE baselines use:
+
+- **1-s segment-based F1 and error rate** (Mesaros, Heittola & Virtanen 2016, "Metrics for
+  polyphonic sound event detection"), by ``sed_eval`` (the reference implementation of that paper).
+  Per 1-s segment t: S_t = min(FN_t, FP_t), D_t = max(0, FN_t - FP_t), I_t = max(0, FP_t - FN_t)
+  and ER = (sum S + D + I) / (sum N_t), N_t the active reference classes of segment t. F1 counts
+  (segment, class) decisions.
+- **Event-based F1** with a 200 ms onset collar and an offset collar of max(200 ms, 20 % of the
+  reference event's length) (DCASE 2016-2020 task 4), by ``sed_scores_eval.collar_based``
+  (one-to-one matching of estimated and reference events of a class).
+- **Threshold-free**: segment-based AP and AUROC over 1-s segments (``sed_scores_eval
+  .segment_based``) and PSDS (Bilen et al. 2020, computed exactly as Ebbers et al. 2022, by
+  ``sed_scores_eval.intersection_based``) with the DCASE scenario-1 setting (DTC = GTC = 0.7,
+  alpha_ST = 1, alpha_CT = 0, max eFPR 100 per hour).
+
+Inputs are what ``evaluate`` already has: per clip a grid of T segments of ``segment_s`` seconds
+(``valid`` says how many are real), binary decisions or real scores per (segment, class), and the
+strong labels as the project stores them (``clip, mid, onset_s, offset_s``; seconds from the clip
+start). Each clip's duration is its valid segments (n_valid * segment_s); reference events are cut
+to it. Decisions on adjacent segments merge into one estimated event.
+
+Averages follow :mod:`zeroshot_audio.model.metrics`: micro pools every class; macro (and mean AP,
+AUROC, PSDS) use only the classes with at least one reference event among the clips, since a class
+absent from the reference has no recall. Clips without any strong label should be left out by the
+caller (here they would count as silent for every class).
+
+Library: ``sed_scores_eval_np2`` 0.0.4 (the numpy-2 build of fgnt/sed_scores_eval) and its
+dependency ``sed_eval`` 0.2.1. sed_scores_eval 0.0.4 passes a read-only pandas-3 view to a Cython
+routine (fixed upstream in fgnt/sed_scores_eval#17, Feb 2026, not yet released); :func:`_libraries`
+applies the same fix (copy non-writeable scores) once. The libraries import librosa and numba,
+so they are imported on first use, not with this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from zeroshot_audio.model.localisation import segments_to_events
+
+ONSET_COLLAR_S = 0.2
+OFFSET_COLLAR_S = 0.2
+OFFSET_COLLAR_RATE = 0.2
+SEGMENT_RESOLUTION_S = 1.0
+PSDS_SCENARIO_1 = {
+    "dtc_threshold": 0.7,
+    "gtc_threshold": 0.7,
+    "cttc_threshold": None,
+    "alpha_ct": 0.0,
+    "alpha_st": 1.0,
+    "max_efpr": 100.0,
+}
+_DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class SedReference:
+    """The truth of one clip set, in the libraries' format: events and durations per clip."""
+
+    clips: tuple[str, ...]
+    classes: tuple[str, ...]
+    n_valid: tuple[int, ...]
+    segment_s: float
+    events: dict[str, list[tuple[float, float, str]]]  # clip -> [(onset, offset, mid)]
+
+    @property
+    def durations(self) -> dict[str, float]:
+        return {c: round(n * self.segment_s, _DECIMALS) for c, n in zip(self.clips, self.n_valid)}
+
+    @property
+    def present_classes(self) -> tuple[str, ...]:
+        """Classes with at least one reference event, in ``classes`` order."""
+        seen = {mid for events in self.events.values() for _, _, mid in events}
+        return tuple(c for c in self.classes if c in seen)
+
+
+def sed_reference(
+    strong_labels: pd.DataFrame,
+    clips: Sequence[str],
+    classes: Sequence[str],
+    n_valid_segments: Sequence[int] | np.ndarray,
+    segment_s: float = 1.0,
+) -> SedReference:
+    """Reference events of ``classes`` on ``clips`` from the strong labels, cut to each clip's
+    scored span [0, n_valid * segment_s). Events of other clips or classes are ignored; overlapping
+    or touching events of one class on one clip become their union (one reference event)."""
+    missing = {"clip", "mid", "onset_s", "offset_s"} - set(strong_labels.columns)
+    if missing:
+        raise ValueError(f"strong labels lack column(s) {sorted(missing)}")
+    clips = tuple(str(c) for c in clips)
+    if len(set(clips)) != len(clips):
+        raise ValueError("clips must be unique (one row of scores per clip)")
+    n_valid = tuple(int(n) for n in np.asarray(n_valid_segments).ravel())
+    if len(n_valid) != len(clips) or min(n_valid, default=1) < 1:
+        raise ValueError(f"need one n_valid_segments >= 1 per clip; got {n_valid_segments!r}")
+    if segment_s <= 0:
+        raise ValueError(f"segment_s must be positive, got {segment_s}")
+    wanted = strong_labels[
+        strong_labels["clip"].astype(str).isin(clips)
+        & strong_labels["mid"].astype(str).isin({str(c) for c in classes})
+    ]
+    duration = dict(zip(clips, (n * segment_s for n in n_valid), strict=True))
+    events: dict[str, list[tuple[float, float, str]]] = {c: [] for c in clips}
+    for row in wanted.itertuples(index=False):
+        onset, offset = float(row.onset_s), float(row.offset_s)
+        if not (np.isfinite(onset) and np.isfinite(offset) and 0 <= onset <= offset):
+            raise ValueError(
+                f"strong label of clip {row.clip!r}, mid {row.mid!r}: onset_s={row.onset_s}, "
+                f"offset_s={row.offset_s}; need finite 0 <= onset <= offset"
+            )
+        offset = min(offset, duration[str(row.clip)])
+        if offset > onset:
+            events[str(row.clip)].append(
+                (round(onset, _DECIMALS), round(offset, _DECIMALS), str(row.mid))
+            )
+    events = {clip: _merge_overlaps(clip_events) for clip, clip_events in events.items()}
+    return SedReference(clips, tuple(str(c) for c in classes), n_valid, float(segment_s), events)
+
+
+def decision_events(
+    decisions: np.ndarray, reference: SedReference
+) -> dict[str, list[tuple[float, float, str]]]:
+    """Estimated events per clip: runs of active valid segments of each class, merged."""
+    grid = _check_grid(decisions, reference, "decisions").astype(bool)
+    events: dict[str, list[tuple[float, float, str]]] = {}
+    for i, (clip, n) in enumerate(zip(reference.clips, reference.n_valid, strict=True)):
+        events[clip] = sorted(
+            (onset, offset, mid)
+            for j, mid in enumerate(reference.classes)
+            for onset, offset in segments_to_events(grid[i, :n, j], reference.segment_s)
+        )
+    return events
+
+
+def segment_based_metrics(
+    decisions: np.ndarray, reference: SedReference, time_resolution: float = SEGMENT_RESOLUTION_S
+) -> dict[str, float]:
+    """1-s segment-based F1 (micro, macro) and error rate with S/D/I rates, by sed_eval."""
+    sed_eval, dcase_util, _ = _libraries()
+    metric = sed_eval.sound_event.SegmentBasedMetrics(
+        event_label_list=list(reference.classes), time_resolution=time_resolution
+    )
+    estimated = decision_events(decisions, reference)
+    for clip in reference.clips:
+        ref, est = reference.events[clip], estimated[clip]
+        if ref or est:  # a clip with neither has no active segment: nothing to count
+            metric.evaluate(_event_list(dcase_util, clip, ref), _event_list(dcase_util, clip, est))
+    overall = metric.results_overall_metrics()
+    class_wise = metric.results_class_wise_metrics()
+    counts = {c: class_wise[c]["count"] for c in reference.classes}
+    n_ref = int(sum(counts[c]["Nref"] for c in reference.classes))
+    error = overall["error_rate"]
+    return {
+        "segment_f1": _zero_nan(overall["f_measure"]["f_measure"]),
+        "segment_precision": _zero_nan(overall["f_measure"]["precision"]),
+        "segment_recall": _zero_nan(overall["f_measure"]["recall"]),
+        "segment_macro_f1": _macro(
+            [class_wise[c]["f_measure"]["f_measure"] for c in reference.classes],
+            [counts[c]["Nref"] for c in reference.classes],
+        ),
+        "segment_error_rate": _zero_nan(error["error_rate"]) if n_ref else float("nan"),
+        "segment_substitution_rate": _zero_nan(error["substitution_rate"]) if n_ref else np.nan,
+        "segment_deletion_rate": _zero_nan(error["deletion_rate"]) if n_ref else float("nan"),
+        "segment_insertion_rate": _zero_nan(error["insertion_rate"]) if n_ref else float("nan"),
+        "segment_n_reference": n_ref,
+    }
+
+
+def event_based_metrics(
+    decisions: np.ndarray,
+    reference: SedReference,
+    *,
+    onset_collar: float = ONSET_COLLAR_S,
+    offset_collar: float = OFFSET_COLLAR_S,
+    offset_collar_rate: float = OFFSET_COLLAR_RATE,
+) -> dict[str, float]:
+    """Event-based (collar) F1, micro and macro, by sed_scores_eval.collar_based.
+
+    The library refuses a class without reference events; every estimated event of such a class
+    is a false positive, counted here.
+    """
+    _, _, sse = _libraries()
+    grid = _check_grid(decisions, reference, "decisions").astype(float)
+    present = reference.present_classes
+    tp = dict.fromkeys(reference.classes, 0.0)
+    n_ref = dict.fromkeys(reference.classes, 0.0)
+    fp = {c: 0.0 for c in reference.classes}
+    for events in decision_events(decisions, reference).values():
+        for _, _, mid in events:
+            if mid not in present:
+                fp[mid] += 1.0
+    if present:
+        columns = [reference.classes.index(c) for c in present]
+        sub = SedReference(
+            reference.clips, present, reference.n_valid, reference.segment_s, reference.events
+        )
+        _, _, _, stats = sse.collar_based.fscore(
+            _score_frames(grid[:, :, columns], sub),
+            sub.events,
+            0.5,  # decisions are 0/1 scores: an event is a run of 1s
+            onset_collar=onset_collar,
+            offset_collar=offset_collar,
+            offset_collar_rate=offset_collar_rate,
+            time_decimals=_DECIMALS,
+        )
+        for c in present:
+            tp[c], fp[c], n_ref[c] = (float(stats[c][k]) for k in ("tps", "fps", "n_ref"))
+    per_class = [_f1(tp[c], fp[c], n_ref[c] - tp[c]) for c in reference.classes]
+    tps, fps, refs = sum(tp.values()), sum(fp.values()), sum(n_ref.values())
+    return {
+        "event_f1": _f1(tps, fps, refs - tps),
+        "event_precision": tps / (tps + fps) if tps + fps else 0.0,
+        "event_recall": tps / refs if refs else 0.0,
+        "event_macro_f1": _macro(per_class, list(n_ref.values())),
+        "event_n_reference": int(refs),
+        "event_n_estimated": int(tps + fps),
+    }
+
+
+def threshold_free_metrics(
+    segment_scores: np.ndarray,
+    reference: SedReference,
+    *,
+    psds_params: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """Segment-based mean AP and AUROC, and PSDS, from real-valued segment scores.
+
+    Over the classes with a reference event only (AP, AUROC and TPR are undefined without one);
+    NaN when there is none. ``psds_params`` overrides keys of :data:`PSDS_SCENARIO_1`.
+    """
+    _, _, sse = _libraries()
+    grid = _check_grid(segment_scores, reference, "segment_scores").astype(np.float64)
+    present = reference.present_classes
+    if not present:
+        nan = float("nan")
+        return {"segment_map": nan, "segment_auroc": nan, "psds": nan, "psds_n_classes": 0}
+    columns = [reference.classes.index(c) for c in present]
+    sub = SedReference(
+        reference.clips, present, reference.n_valid, reference.segment_s, reference.events
+    )
+    scores = _score_frames(grid[:, :, columns], sub)
+    common = {"time_decimals": _DECIMALS}
+    segment = {"segment_length": SEGMENT_RESOLUTION_S, **common}
+    ap = sse.segment_based.average_precision(scores, sub.events, sub.durations, **segment)[0]
+    auroc = sse.segment_based.auroc(scores, sub.events, sub.durations, **segment)[0]
+    params = {**PSDS_SCENARIO_1, **(psds_params or {})}
+    psds = sse.intersection_based.psds(scores, sub.events, sub.durations, **params, **common)[0]
+    return {
+        "segment_map": float(np.mean([ap[c] for c in present])),
+        "segment_auroc": float(np.mean([auroc[c] for c in present])),
+        "psds": float(psds),
+        "psds_n_classes": len(present),
+    }
+
+
+def attention_segment_scores(
+    clip_scores: np.ndarray, attention: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """[N, T, C] segment scores from a clip score and its attention: p_c + log(alpha_t * n_valid).
+
+    The clip score says whether, the attention says where: log(alpha * n) is 0 for a segment with
+    exactly its uniform share, so a flat attention (the uniform model) gives every segment the clip
+    score (a tagger without time stamps), and with tau = 1 the offset is the segment's
+    compatibility minus its clip's log-mean-exp. Padding segments get -inf (never scored: only a
+    clip's valid segments reach the libraries).
+    """
+    clip_scores = np.asarray(clip_scores, dtype=np.float64)
+    attention = np.asarray(attention, dtype=np.float64)
+    valid = np.asarray(valid, dtype=bool)
+    if attention.ndim != 3 or clip_scores.shape != (attention.shape[0], attention.shape[2]):
+        raise ValueError(
+            f"need clip_scores [N, C] and attention [N, T, C]; got {clip_scores.shape}, "
+            f"{attention.shape}"
+        )
+    if valid.shape != attention.shape[:2]:
+        raise ValueError(f"valid {valid.shape} must be [N, T] = {attention.shape[:2]}")
+    n_valid = valid.sum(axis=1)[:, None, None]
+    # an attention weight that underflowed to 0 stays the lowest score of its clip, but finite
+    relative = np.log(np.clip(attention * n_valid, np.finfo(np.float64).tiny, None))
+    return np.where(valid[:, :, None], clip_scores[:, None, :] + relative, -np.inf)
+
+
+def reference_grid(
+    reference: SedReference, n_segments: int, min_coverage: float = 0.0
+) -> np.ndarray:
+    """[N, T, C] bool: the reference on the segment grid, as an oracle's decisions.
+
+    A segment is active when an event covers more than ``min_coverage`` of it. With 0 (any
+    overlap) this is the truth of the segment-based metrics: perfect segment F1, ER and AP. With
+    0.5 event boundaries are rounded to the nearest segment boundary, the natural oracle for the
+    event-based metrics: with 1-s segments most onsets lie more than 200 ms from a boundary, so
+    even this oracle's event F1 is far below 1. Report it beside the methods as the resolution
+    ceiling (an upper reference, not a proven optimum of event F1).
+    """
+    if not 0.0 <= min_coverage < 1.0:
+        raise ValueError(f"min_coverage must lie in [0, 1), got {min_coverage}")
+    grid = np.zeros((len(reference.clips), n_segments, len(reference.classes)), dtype=bool)
+    column = {c: j for j, c in enumerate(reference.classes)}
+    starts = np.arange(n_segments) * reference.segment_s
+    for i, clip in enumerate(reference.clips):
+        for onset, offset, mid in reference.events[clip]:
+            covered = np.minimum(offset, starts + reference.segment_s) - np.maximum(onset, starts)
+            grid[i, covered > min_coverage * reference.segment_s, column[mid]] = True
+    return grid
+
+
+def sed_metrics(
+    decisions: np.ndarray,
+    reference: SedReference,
+    segment_scores: np.ndarray | None = None,
+    *,
+    psds_params: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """All of the above in one flat dict (MLflow-ready floats): segment-based, event-based and,
+    when ``segment_scores`` are given, the threshold-free scores."""
+    out = {
+        **segment_based_metrics(decisions, reference),
+        **event_based_metrics(decisions, reference),
+    }
+    if segment_scores is not None:
+        out.update(threshold_free_metrics(segment_scores, reference, psds_params=psds_params))
+    out["n_clips"] = len(reference.clips)
+    out["n_classes_with_events"] = len(reference.present_classes)
+    return out
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _merge_overlaps(events: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """Union of a class's overlapping or touching events (the pack lists an ancestor mid once
+    per child event); sed_scores_eval refuses connected events of one class."""
+    merged: dict[str, list[list[float]]] = {}
+    for onset, offset, mid in sorted(events, key=lambda e: (e[2], e[0], e[1])):
+        runs = merged.setdefault(mid, [])
+        if runs and onset <= runs[-1][1]:
+            runs[-1][1] = max(runs[-1][1], offset)
+        else:
+            runs.append([onset, offset])
+    return sorted((a, b, mid) for mid, runs in merged.items() for a, b in runs)
+
+
+def _check_grid(values: np.ndarray, reference: SedReference, name: str) -> np.ndarray:
+    values = np.asarray(values)
+    n, c = len(reference.clips), len(reference.classes)
+    if values.ndim != 3 or values.shape[0] != n or values.shape[2] != c:
+        raise ValueError(f"{name} must be [N={n}, T, C={c}]; got {values.shape}")
+    if values.shape[1] < max(reference.n_valid):
+        raise ValueError(f"{name} has {values.shape[1]} segments, a clip has more valid ones")
+    return values
+
+
+def _score_frames(grid: np.ndarray, reference: SedReference) -> dict[str, pd.DataFrame]:
+    """sed_scores_eval's format: per clip a frame table (onset, offset, one column per class)."""
+    frames = {}
+    for i, (clip, n) in enumerate(zip(reference.clips, reference.n_valid, strict=True)):
+        edges = np.round(np.arange(n + 1) * reference.segment_s, _DECIMALS)
+        table = pd.DataFrame(grid[i, :n, :].copy(), columns=list(reference.classes))
+        table.insert(0, "offset", edges[1:])
+        table.insert(0, "onset", edges[:-1])
+        frames[clip] = table
+    return frames
+
+
+def _event_list(dcase_util: Any, clip: str, events: list[tuple[float, float, str]]) -> Any:
+    return dcase_util.containers.MetaDataContainer(
+        [{"filename": clip, "event_label": m, "onset": a, "offset": b} for a, b, m in events]
+    )
+
+
+def _f1(tp: float, fp: float, fn: float) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def _zero_nan(value: float) -> float:
+    value = float(value)
+    return 0.0 if np.isnan(value) else value
+
+
+def _macro(per_class: Sequence[float], n_reference: Sequence[float]) -> float:
+    values = [_zero_nan(v) for v, n in zip(per_class, n_reference, strict=True) if n > 0]
+    return float(np.mean(values)) if values else 0.0
+
+
+@cache
+def _libraries() -> tuple[Any, Any, Any]:
+    """Import sed_eval, dcase_util, sed_scores_eval once, with the writeable-scores fix."""
+    import dcase_util
+    import sed_eval
+    import sed_scores_eval
+    from sed_scores_eval.base_modules import statistics
+
+    original = statistics.onset_offset_curves
+
+    def onset_offset_curves(scores, timestamps, change_point_candidates=None):
+        if not scores.flags.writeable:  # as fgnt/sed_scores_eval#17
+            scores = scores.copy()
+        return original(scores, timestamps, change_point_candidates)
+
+    if not getattr(original, "__wrapped_writeable__", False):
+        onset_offset_curves.__wrapped_writeable__ = True
+        statistics.onset_offset_curves = onset_offset_curves
+    return sed_eval, dcase_util, sed_scores_eval
