@@ -1,8 +1,9 @@
 """Project settings; see https://docs.kedro.org/en/stable/configure/configuration_basics/"""
 
 from zeroshot_audio.hooks import MlflowArtifactHook, MlflowReportHook
+from zeroshot_audio.model_registry_hook import ModelRegistryHook
 
-HOOKS = (MlflowReportHook(), MlflowArtifactHook())
+HOOKS = (MlflowReportHook(), MlflowArtifactHook(), ModelRegistryHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -346,9 +346,11 @@ def log_tagger(
     registered_model_name: str = REGISTERED_MODEL_NAME,
     metrics: Mapping[str, float] | None = None,
     settings: TaggerSettings | None = None,
+    log_run_metrics: bool = True,
 ) -> Any:
     """Log the tagger to the active MLflow run (started if none), register a new version of
-    ``registered_model_name`` and attach ``metrics`` (as run metrics and model-version tags).
+    ``registered_model_name`` and attach ``metrics`` as model-version tags (and as run metrics
+    unless ``log_run_metrics`` is False: the Kedro hook's run has them already).
 
     Returns the ``ModelVersion``."""
     import tempfile
@@ -365,7 +367,7 @@ def log_tagger(
         started = mlflow.active_run() is None
         run = mlflow.start_run() if started else mlflow.active_run()
         try:
-            if finite:
+            if finite and log_run_metrics:
                 mlflow.log_metrics(finite)
             info = mlflow.pyfunc.log_model(
                 name=MODEL_NAME,
