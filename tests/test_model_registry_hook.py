@@ -8,7 +8,7 @@ from kedro.pipeline import Pipeline, node
 
 from tests.inference.checkpoints import make_checkpoint
 from zeroshot_audio.contracts.checkpoint import Checkpoint
-from zeroshot_audio.model_registry_hook import ModelRegistryHook, select_for_registry
+from zeroshot_audio.model_registry_hook import ModelRegistryHook
 
 
 def _with(checkpoint: Checkpoint, **changes) -> Checkpoint:
@@ -28,12 +28,6 @@ def trained_models():
 
 def _pipeline(*outputs: str) -> Pipeline:
     return Pipeline([node(lambda: None, None, list(outputs) or None, name="n")])
-
-
-def test_selects_the_best_temporal_attention_rotation_on_validation(trained_models):
-    assert select_for_registry(trained_models).name == "rot1/temporal_attention"
-    as_dicts = {k: v.to_dict() for k, v in trained_models.items()}  # as trained_models stores them
-    assert select_for_registry(as_dicts).name == "rot1/temporal_attention"
 
 
 def test_registers_after_the_run_was_closed_with_the_evaluation_metrics(trained_models, tmp_path):

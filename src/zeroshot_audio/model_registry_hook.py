@@ -1,8 +1,9 @@
 """Kedro hook: after a run that trained or evaluated, the chosen tagger goes to the model registry.
 
-Which checkpoint: the temporal-attention model of the rotation with the best validation micro-F1
-(ties: the first name in sorted order), the same rule as ``predict``'s ``model: auto``. It is
-chosen on validation, never on the test fold, so the registered model's test metrics stay honest.
+Which checkpoint: ``inference.export.select_checkpoint(trained_models, "auto")``, the
+temporal-attention model of the rotation with the best validation micro-F1 (ties: the first name
+in sorted order), the same rule as ``predict``'s ``model: auto``. It is chosen on validation, never
+on the test fold, so the registered model's test metrics stay honest.
 
 What is attached: the run's evaluation metrics of that rotation and method
 (``eval/<rotation>/temporal_attention/*``) and the method's means over rotations
@@ -18,7 +19,6 @@ never fails a finished run: it is logged and tagged on the run (``model_registry
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,29 +26,13 @@ import mlflow
 from kedro.framework.hooks import hook_impl
 
 from zeroshot_audio.contracts.checkpoint import Checkpoint
+from zeroshot_audio.inference.export import select_checkpoint
 
 log = logging.getLogger(__name__)
 
 TRAINED = "trained_models"
 EVALUATED = "evaluation_report"
 METHOD = "temporal_attention"
-
-
-def select_for_registry(trained_models: Mapping[str, Any]) -> Checkpoint:
-    """The temporal-attention checkpoint with the best validation micro-F1 (see module doc)."""
-    checkpoints = {
-        name: value if isinstance(value, Checkpoint) else Checkpoint.from_dict(value)
-        for name, value in trained_models.items()
-    }
-    candidates = sorted(name for name, c in checkpoints.items() if c.method == METHOD)
-    if not candidates:
-        raise ValueError(f"no {METHOD} checkpoint among {sorted(checkpoints)}")
-
-    def validation(name: str) -> float:
-        value = checkpoints[name].validation_micro_f1
-        return value if math.isfinite(value) else float("-inf")
-
-    return checkpoints[max(candidates, key=validation)]
 
 
 def registry_metrics(checkpoint: Checkpoint, evaluation_report: Mapping[str, Any] | None) -> dict:
@@ -110,7 +94,7 @@ class ModelRegistryHook:
         if trained is None:
             trained = catalog.load(TRAINED)
         report = self._outputs.get(EVALUATED)
-        checkpoint = select_for_registry(trained)
+        checkpoint = select_checkpoint(trained, "auto")
         version = log_tagger(
             checkpoint,
             self.registered_model_name or REGISTERED_MODEL_NAME,

@@ -13,7 +13,12 @@ import torch
 from tests.inference.checkpoints import make_checkpoint
 from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.inference import export
-from zeroshot_audio.inference.export import export_checkpoint, load_exported, resolve_model_source
+from zeroshot_audio.inference.export import (
+    export_checkpoint,
+    load_exported,
+    resolve_model_source,
+    select_checkpoint,
+)
 
 
 def _same(a, b) -> bool:
@@ -111,3 +116,17 @@ def test_resolve_model_source_reads_a_folder_and_names_a_bad_source(exported, tm
     assert resolve_model_source(exported.parent).name == "rot0/temporal_attention"  # found below
     with pytest.raises(FileNotFoundError, match="not an MLflow URI"):
         resolve_model_source(tmp_path / "nowhere")
+
+
+def test_select_checkpoint_takes_the_best_validation_rotation_or_a_name():
+    base = make_checkpoint().to_dict()  # the stored form, as trained_models holds it
+    rot1 = {"name": "rot1", "train": [1], "validation": 2, "test": 0}
+    trained = {
+        "rot0/temporal_attention": {**base, "validation_micro_f1": 0.2},
+        "rot1/temporal_attention": {**base, "rotation": rot1, "validation_micro_f1": 0.4},
+        "rot1/uniform": {**base, "method": "uniform", "validation_micro_f1": 0.9},
+    }
+    assert select_checkpoint(trained).name == "rot1/temporal_attention"
+    assert select_checkpoint(trained, "rot1/uniform").method == "uniform"
+    with pytest.raises(ValueError, match="rot9"):
+        select_checkpoint(trained, "rot9/temporal_attention")

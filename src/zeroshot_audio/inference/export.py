@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -186,6 +187,29 @@ def resolve_model_source(uri_or_path: str | Path, dst_dir: str | Path | None = N
     with tempfile.TemporaryDirectory(prefix="zeroshot-model-") as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
         return load_exported(find_exported(local))
+
+
+def select_checkpoint(trained_models: Mapping[str, Any], name: str = "auto") -> Checkpoint:
+    """``trained_models[name]``, or for ``auto`` the temporal-attention checkpoint with the best
+    validation micro-F1 (ties: the first name in sorted order): chosen on validation, never on
+    the test fold. Entries may be :class:`Checkpoint` objects or their ``to_dict`` form."""
+    checkpoints = {
+        key: value if isinstance(value, Checkpoint) else Checkpoint.from_dict(value)
+        for key, value in trained_models.items()
+    }
+    if name != "auto":
+        if name not in checkpoints:
+            raise ValueError(f"no checkpoint {name!r}; available: {sorted(checkpoints)} or 'auto'")
+        return checkpoints[name]
+    candidates = sorted(k for k, c in checkpoints.items() if c.method == "temporal_attention")
+    if not candidates:
+        raise ValueError(f"no temporal_attention checkpoint among {sorted(checkpoints)}")
+
+    def validation(key: str) -> float:
+        value = checkpoints[key].validation_micro_f1
+        return value if math.isfinite(value) else float("-inf")
+
+    return checkpoints[max(candidates, key=validation)]
 
 
 def describe(checkpoint: Checkpoint) -> dict[str, Any]:

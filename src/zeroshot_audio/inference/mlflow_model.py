@@ -278,6 +278,19 @@ def to_response(output: TaggerOutput, paths: Sequence[str], labels: Sequence[str
     return out.astype({"score": "float64", "tagged": bool, "threshold": "float64"})
 
 
+def tag_files(
+    checkpoint: Checkpoint,
+    paths: Sequence[str],
+    labels: Sequence[str],
+    settings: TaggerSettings | None = None,
+) -> pd.DataFrame:
+    """Kedro-free: what the served model answers, for a checkpoint in hand (e.g. one from
+    :func:`~zeroshot_audio.inference.export.resolve_model_source`)."""
+    settings = settings or TaggerSettings(threshold_rule=checkpoint.threshold_rule)
+    output = _predict_files(checkpoint, list(paths), list(labels), settings)
+    return to_response(output, paths, labels)
+
+
 class TaggerModel(mlflow.pyfunc.PythonModel):
     """The pyfunc wrapper: load the exported checkpoint once, tag each request row."""
 
