@@ -6,7 +6,7 @@ import mlflow
 import pytest
 from kedro.pipeline import Pipeline, node
 
-from tests.inference.checkpoints import make_checkpoint
+from tests.inference.checkpoints import make_checkpoint, temp_store
 from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.model_registry_hook import ModelRegistryHook
 
@@ -31,8 +31,7 @@ def _pipeline(*outputs: str) -> Pipeline:
 
 
 def test_registers_after_the_run_was_closed_with_the_evaluation_metrics(trained_models, tmp_path):
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("registry-hook")
+    temp_store(tmp_path, "registry-hook")
     report = {
         "mlflow_metrics": {
             "eval/rot1/temporal_attention/micro_f1": 0.33,
@@ -69,8 +68,7 @@ def test_registers_after_the_run_was_closed_with_the_evaluation_metrics(trained_
 
 
 def test_a_registration_failure_is_tagged_not_raised(tmp_path):
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("registry-hook-failure")
+    temp_store(tmp_path, "registry-hook-failure")
     hook = ModelRegistryHook()
     try:
         hook.before_pipeline_run()

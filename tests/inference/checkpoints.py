@@ -93,3 +93,16 @@ def project_scores(checkpoint: Checkpoint, paths: list[str], labels: list[str]):
     config = PredictConfig(audio=tuple(paths), labels=tuple(labels))
     result = predict_files(predictor, paths, resolve_labels(labels), config, progress=False)
     return result.predictions
+
+
+def temp_store(tmp: Path, experiment: str) -> str:
+    """Point MLflow at a SQLite store in ``tmp`` whose artifacts also stay in ``tmp`` (not in
+    ./mlruns of the checkout); return the tracking URI."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=(tmp / "artifacts").as_uri())
+    mlflow.set_experiment(experiment)
+    return uri

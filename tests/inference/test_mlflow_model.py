@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.inference.checkpoints import LABELS, audio_file, make_checkpoint, project_scores
+from tests.inference.checkpoints import (
+    LABELS,
+    audio_file,
+    make_checkpoint,
+    project_scores,
+    temp_store,
+)
 from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.contracts.segment_table import EmbedderSpec
 from zeroshot_audio.inference.export import resolve_model_source
@@ -35,10 +41,8 @@ from zeroshot_audio.inference.mlflow_model import (
 def store(tmp_path_factory):
     """A fresh SQLite tracking store with one registered tagger (version 1)."""
     tmp = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{tmp}/mlflow.db"
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("sharing-test")
+    uri = temp_store(tmp, "sharing-test")
     checkpoint = make_checkpoint()
     version = log_tagger(checkpoint, metrics={"eval/rot0/temporal_attention/micro_f1": 0.31})
     yield {"uri": uri, "tmp": tmp, "version": version, "checkpoint": checkpoint}
@@ -89,6 +93,8 @@ def test_resolve_model_source_reads_the_registered_model(store):
     assert loaded.threshold == store["checkpoint"].threshold
     runs_uri = f"runs:/{store['version'].run_id}/tagger"
     assert resolve_model_source(runs_uri).name == "rot0/temporal_attention"
+    with pytest.raises(ValueError, match="version=9"):
+        resolve_model_source(f"models:/{REGISTERED_MODEL_NAME}/9")
 
 
 def _with_embedder(checkpoint: Checkpoint, **changes) -> Checkpoint:

@@ -180,13 +180,20 @@ def resolve_model_source(uri_or_path: str | Path, dst_dir: str | Path | None = N
             )
         return load_exported(find_exported(path))
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    if dst_dir is not None:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst_dir))
-        return load_exported(find_exported(local))
-    with tempfile.TemporaryDirectory(prefix="zeroshot-model-") as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
-        return load_exported(find_exported(local))
+    try:
+        if dst_dir is not None:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst_dir))
+            return load_exported(find_exported(local))
+        with tempfile.TemporaryDirectory(prefix="zeroshot-model-") as tmp:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
+            return load_exported(find_exported(local))
+    except MlflowException as error:
+        raise ValueError(
+            f"{source}: {error.message} (MLflow tracking URI {mlflow.get_tracking_uri()!r}; set "
+            "MLFLOW_TRACKING_URI to the store that holds the model, e.g. sqlite:///mlflow.db)"
+        ) from error
 
 
 def select_checkpoint(trained_models: Mapping[str, Any], name: str = "auto") -> Checkpoint:
