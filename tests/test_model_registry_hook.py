@@ -26,6 +26,24 @@ def trained_models():
     }
 
 
+PREDICT_PARAMS = {
+    "threshold": {"rule": "top_k", "fixed": 0.0, "top_k": 2},
+    "localisation": {"rule": "max_ratio", "value": 0.5, "min_gap_s": 0.0, "min_duration_s": 0.0},
+    "hop_s": None,
+    "file_score": "max",
+}
+
+
+class _Catalog:
+    """What the hook reads from Kedro's catalog: ``load`` by name."""
+
+    def __init__(self, data: dict) -> None:
+        self.data = data
+
+    def load(self, name: str):
+        return self.data[name]
+
+
 def _pipeline(*outputs: str) -> Pipeline:
     return Pipeline([node(lambda: None, None, list(outputs) or None, name="n")])
 
@@ -45,8 +63,12 @@ def test_registers_after_the_run_was_closed_with_the_evaluation_metrics(trained_
         with mlflow.start_run() as run:  # what kedro-mlflow opens, and closes before our hook
             hook.after_node_run({"trained_models": trained_models})
             hook.after_node_run({"evaluation_report": report})
-        hook.after_pipeline_run(_pipeline("trained_models", "evaluation_report"), catalog=None)
+        catalog = _Catalog({"params:predict": PREDICT_PARAMS})
+        hook.after_pipeline_run(_pipeline("trained_models", "evaluation_report"), catalog)
         version = mlflow.MlflowClient().get_model_version("zeroshot_audio_tagger", "1")
+        served = mlflow.pyfunc.load_model("models:/zeroshot_audio_tagger/1").model_config
+        assert served["threshold_rule"] == "top_k" and served["top_k"] == 2
+        assert served["localisation"] == PREDICT_PARAMS["localisation"]
         assert version.run_id == run.info.run_id
         assert version.tags["checkpoint.name"] == "rot1/temporal_attention"
         assert version.tags["eval/rot1/temporal_attention/micro_f1"] == "0.33"

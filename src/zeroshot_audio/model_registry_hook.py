@@ -9,7 +9,8 @@ What is attached: the run's evaluation metrics of that rotation and method
 (``eval/<rotation>/temporal_attention/*``) and the method's means over rotations
 (``eval/temporal_attention/*``) as model-version tags; after a ``train``-only run, the checkpoint's
 validation micro-F1. They are already run metrics (``MlflowReportHook`` logs every report), so
-they are not logged twice.
+they are not logged twice. The served model's decision rules (threshold rule, localisation, hop)
+are the run's ``predict`` parameters, so it decides as ``zeroshot-audio predict`` does.
 
 kedro-mlflow ends its run in its own ``after_pipeline_run``, which may come before this one; the
 run id is remembered while nodes run and the run reopened to log the model. A failure to register
@@ -88,7 +89,11 @@ class ModelRegistryHook:
                 mlflow.end_run()
 
     def _register(self, catalog: Any) -> None:
-        from zeroshot_audio.inference.mlflow_model import REGISTERED_MODEL_NAME, log_tagger
+        from zeroshot_audio.inference.mlflow_model import (
+            REGISTERED_MODEL_NAME,
+            TaggerSettings,
+            log_tagger,
+        )
 
         trained = self._outputs.get(TRAINED)
         if trained is None:
@@ -99,9 +104,18 @@ class ModelRegistryHook:
             checkpoint,
             self.registered_model_name or REGISTERED_MODEL_NAME,
             metrics=registry_metrics(checkpoint, report),
+            settings=TaggerSettings.from_predict_params(_predict_params(catalog)),
             log_run_metrics=False,
         )
         mlflow.set_tag("model_registry", f"{version.name} v{version.version} ({checkpoint.name})")
         log.info(
             "model registry: %s version %s <- %s", version.name, version.version, checkpoint.name
         )
+
+
+def _predict_params(catalog: Any) -> dict[str, Any]:
+    """The run's ``predict`` parameters (the served model's decision rules), {} when absent."""
+    try:
+        return dict(catalog.load("params:predict") or {})
+    except Exception:  # a catalog without them (e.g. a test double): the predict defaults
+        return {}

@@ -68,6 +68,21 @@ class TaggerSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_predict_params(cls, params: Mapping[str, Any]) -> TaggerSettings:
+        """The rules of the project's ``predict`` parameters (conf/base/parameters_predict.yml),
+        so the registered model decides as ``zeroshot-audio predict`` does."""
+        threshold = dict(params.get("threshold") or {})
+        return cls(
+            threshold_rule=threshold.get("rule", "tuned"),
+            fixed_threshold=float(threshold.get("fixed", 0.0)),
+            top_k=int(threshold.get("top_k", 1)),
+            localisation=dict(params.get("localisation") or {"rule": "uniform_ratio"}),
+            hop_s=params.get("hop_s"),
+            file_score=params.get("file_score", "max"),
+            batch_size=int(params.get("batch_size", 64)),
+        )
+
 
 @dataclass
 class TaggerOutput:
