@@ -7,6 +7,7 @@ from zeroshot_audio.hooks import (
     MlflowReportHook,
     MlflowStaleRunHook,
 )
+from zeroshot_audio.model_registry_hook import ModelRegistryHook
 
 HOOKS = (
     MissingInputsHook(),
@@ -14,6 +15,7 @@ HOOKS = (
     MlflowStaleRunHook(),
     MlflowReportHook(),
     MlflowArtifactHook(),
+    ModelRegistryHook(),
 )
 
 CONFIG_LOADER_ARGS = {
