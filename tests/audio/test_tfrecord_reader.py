@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from tfrecord import example_pb2
 
-from zeroshot_audio.audio.featurize import from_released_embeddings
+from zeroshot_audio.audio.released import from_released_embeddings
 from zeroshot_audio.audio.tfrecord_reader import read_released_embeddings
 from zeroshot_audio.contracts import segment_table
 from zeroshot_audio.contracts.segment_table import dequantize
