@@ -48,10 +48,10 @@ def test_no_audio_is_a_usage_error(tmp_path):
 
 def test_labels_take_every_word_up_to_an_option_or_the_double_dash():
     assert spread_labels(["a.wav", "--labels", "dog", "a siren", "--top-k", "2"]) == [
-        "a.wav", "--label", "dog", "--label", "a siren", "--top-k", "2",
+        "a.wav", "--labels", "dog", "--labels", "a siren", "--top-k", "2",
     ]  # fmt: skip
     assert spread_labels(["-l", "dog", "--", "-odd.wav", "--labels"]) == [
-        "--label", "dog", "--", "-odd.wav", "--labels",
+        "--labels", "dog", "--", "-odd.wav", "--labels",
     ]  # fmt: skip
 
 

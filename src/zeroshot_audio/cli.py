@@ -51,14 +51,14 @@ class _PredictCommand(click.Command):
     """``--labels`` takes every word up to the next option or ``--``, as documented:
     ``predict AUDIO... --labels TEXT...`` and ``predict --labels TEXT... -- AUDIO...`` (a file
     name starting with ``-`` goes after ``--``). Click options take a fixed number of values, so
-    the words are rewritten to one ``--label WORD`` each before click parses the line."""
+    the words are rewritten to one ``--labels WORD`` each before click parses the line."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, spread_labels(args))
 
 
 def spread_labels(args: list[str]) -> list[str]:
-    """``[a.wav, --labels, x, y, --, -b.wav]`` -> ``[a.wav, --label, x, --label, y, --, -b.wav]``."""
+    """``[a.wav, --labels, x, y, --, -b.wav]`` -> ``[a.wav, --labels, x, --labels, y, --, -b.wav]``."""
     out: list[str] = []
     taking = False
     for i, arg in enumerate(args):
@@ -69,11 +69,11 @@ def spread_labels(args: list[str]) -> list[str]:
             taking = True
             continue
         if arg.startswith("--labels="):
-            out += ["--label", arg.split("=", 1)[1]]
+            out += ["--labels", arg.split("=", 1)[1]]
             taking = True
             continue
         if taking and not (arg.startswith("-") and len(arg) > 1):
-            out += ["--label", arg]
+            out += ["--labels", arg]
             continue
         taking = False
         out.append(arg)
@@ -86,12 +86,12 @@ LABEL_FLAGS = ("-l", "--labels")
 @cli.command(cls=_PredictCommand)
 @click.argument("audio", nargs=-1, required=True)
 @click.option(
-    "--label",
+    "-l",
+    "--labels",
     "labels",
     multiple=True,
-    metavar="TEXT",
-    help="(written -l/--labels TEXT...) label texts or AudioSet mids, all after one --labels; "
-    "end the list with -- when audio files follow",
+    metavar="TEXT...",
+    help="label texts or AudioSet mids: every word up to the next option or --",
 )
 @click.option(
     "--threshold",
