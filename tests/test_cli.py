@@ -177,3 +177,27 @@ def test_the_command_tags_files_and_reports_a_bad_one_and_a_missing_model(plante
     assert len(events) == 1
     table = pd.read_csv(events[0])
     assert table[["onset_s", "offset_s"]].to_numpy().tolist() == [[8.0, 12.0], [23.0, 26.0]]
+
+    # --no-figures, the documented `--labels ... -- AUDIO` form and a file name with a leading
+    # dash and brackets: tagged, exit 0, an empty figures version, the MLflow run not failed.
+    odd = project / "clips" / "-street [1].wav"
+    odd.write_bytes(planted["file"].read_bytes())
+    quiet = zeroshot_audio(
+        project,
+        "predict",
+        "--no-figures",
+        "--params",
+        "featurize.weights.download=false",
+        "--labels",
+        TARGET_LABEL,
+        "--",
+        str(odd.relative_to(project)),
+    )
+    assert quiet.returncode == 0, quiet.stdout[-3000:] + quiet.stderr[-3000:]
+    shown = " ".join(quiet.stdout.split())
+    assert "-street [1].wav" in shown and "8.0-12.0, 23.0-26.0" in shown
+    assert "prediction_figures" not in shown  # nothing drawn, so no path printed
+    from tests.kedro_project import mlflow_runs
+
+    runs = mlflow_runs(project)
+    assert runs["status"].iloc[0] == "FINISHED"

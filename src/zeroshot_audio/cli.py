@@ -310,7 +310,8 @@ def print_results(
             "for real-world audio; see featurize.weights to use the official ones.[/]"
         )
     for name, path in paths.items():
-        if path is not None and path.exists():
+        written = path is not None and path.exists()
+        if written and not (path.is_dir() and not any(path.iterdir())):  # figures disabled
             console.print(f"  {name}: {escape(_shown(str(path)))}", highlight=False, soft_wrap=True)
 
 
