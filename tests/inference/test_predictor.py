@@ -71,6 +71,9 @@ def test_external_features_and_vectors_are_refused_with_what_to_do(planted):
     external = replace(planted["checkpoint"], embedder=replace(EMBEDDER, source="external"))
     with pytest.raises(ProvenanceError, match="'external'.*cannot compute.*retrain"):
         Predictor(external, device="cpu")
+    mismatch = replace(planted["checkpoint"], label_encoder=replace(LABEL_ENCODER, dimension=768))
+    with pytest.raises(ProvenanceError, match="768-d"):
+        Predictor(mismatch, device="cpu")
     wide = replace(planted["checkpoint"], embedder=replace(EMBEDDER, width=64))
     with pytest.raises(ProvenanceError, match="64 values"):
         Predictor(wide, device="cpu")

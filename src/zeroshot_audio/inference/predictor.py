@@ -157,6 +157,13 @@ class Predictor:
                 f"checkpoint {self.name!r}: the model takes {config.acoustic_dim}-d segments but "
                 f"its embedder spec records {self.spec.width}-d ones; the checkpoint is inconsistent"
             )
+        dimension = checkpoint.label_encoder.dimension
+        if dimension and dimension != config.semantic_dim:
+            raise ProvenanceError(
+                f"checkpoint {self.name!r}: the model takes {config.semantic_dim}-d label vectors "
+                f"but its label-encoder spec records {dimension}-d ones; the checkpoint is "
+                "inconsistent"
+            )
         model = TemporalAttentionModel(config)
         model.load_state_dict(checkpoint.state_dict)
         self.model = model.eval().to(self.device)
