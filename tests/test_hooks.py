@@ -76,6 +76,25 @@ def test_datasets_flagged_as_artifacts_are_logged_from_the_versioned_file(run, t
     assert json.loads(open(local).read()) == {"n": 1}
 
 
+def test_an_artifact_output_that_wrote_nothing_is_skipped(run, tmp_path):
+    """``predict --no-figures``: the figures dataset is flagged but its folder never appeared."""
+    from kedro_datasets.matplotlib import MatplotlibDataset
+
+    catalog = DataCatalog(
+        {
+            "prediction_figures": MatplotlibDataset(
+                filepath=str(tmp_path / "figures"),
+                version=Version(None, "2026-01-01T00.00.00.000Z"),
+                metadata={"mlflow_artifact": "figures/predictions"},
+            )
+        }
+    )
+    hook = MlflowArtifactHook()
+    hook.after_catalog_created(catalog)
+    hook.after_dataset_saved(dataset_name="prediction_figures", data={}, node=None)
+    assert mlflow.MlflowClient().list_artifacts(run.info.run_id) == []
+
+
 # --------------------------------------------------------------------------------------------
 # Missing inputs: one line naming the stage to run
 # --------------------------------------------------------------------------------------------

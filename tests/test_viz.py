@@ -233,7 +233,8 @@ def test_viz_build_has_every_node_dataset_layer_and_preview(
 ):
     result = kedro(project, "viz", "build", "--include-previews")
     # `kedro viz build` exits 0 even when it fails half-way (e.g. a preview it cannot serialise).
-    failure = [line for line in result.stdout.splitlines() if "ERROR" in line]
+    logged = result.stdout + result.stderr  # log lines go to stderr (conf/logging.yml)
+    failure = [line for line in logged.splitlines() if "ERROR" in line]
     assert "Success!" in result.stdout, "\n".join(failure) or result.stdout[-3000:]
     api = project / "build" / "api"
     main = json.loads((api / "main").read_text())

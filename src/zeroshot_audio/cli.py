@@ -3,9 +3,10 @@
 - ``zeroshot-audio predict AUDIO... --labels TEXT...``: tag audio files with any label texts and
   print, per file, every label's score, the tags and their time stamps. It runs the project's
   ``predict`` pipeline in a ``KedroSession`` (runtime parameters = the command-line options), so
-  the outputs are the catalog's versioned datasets, the configuration is the project's (the
-  featurize set-up the model was trained with, its label encoder) and the run is tracked in MLflow
-  like any ``kedro run``. The model is the latest version of ``trained_models``.
+  the outputs are the catalog's versioned datasets, the model (with the VGGish set-up and label
+  encoder recorded in it) is the latest version of ``trained_models``, and the run is tracked in
+  MLflow like any ``kedro run``. Results go to stdout; Kedro's log lines to stderr
+  (conf/logging.yml). ``--labels`` takes every word up to the next option or ``--``.
 - ``zeroshot-audio run ...``: Kedro's own ``run`` command, unchanged (``kedro run`` too).
 
 Kedro imports this module to find project commands (``cli``) and ``python -m zeroshot_audio``
@@ -17,7 +18,7 @@ tagged and printed), no trained model, or the run failed; 2 bad usage (no labels
 
 from __future__ import annotations
 
-import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,151 +47,197 @@ def cli() -> None:
 cli.add_command(run)
 
 
-@cli.command(
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
+class _PredictCommand(click.Command):
+    """``--labels`` takes every word up to the next option or ``--``, as documented:
+    ``predict AUDIO... --labels TEXT...`` and ``predict --labels TEXT... -- AUDIO...`` (a file
+    name starting with ``-`` goes after ``--``). Click options take a fixed number of values, so
+    the words are rewritten to one ``--labels WORD`` each before click parses the line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, spread_labels(args))
+
+
+def spread_labels(args: list[str]) -> list[str]:
+    """``[a.wav, --labels, x, y, --, -b.wav]`` -> ``[a.wav, --labels, x, --labels, y, --, -b.wav]``."""
+    out: list[str] = []
+    taking = False
+    for i, arg in enumerate(args):
+        if arg == "--":
+            out += args[i:]  # the rest is audio, whatever it looks like
+            return out
+        if arg in LABEL_FLAGS:
+            taking = True
+            continue
+        if arg.startswith("--labels="):
+            out += ["--labels", arg.split("=", 1)[1]]
+            taking = True
+            continue
+        if taking and not (arg.startswith("-") and len(arg) > 1):
+            out += ["--labels", arg]
+            continue
+        taking = False
+        out.append(arg)
+    return out
+
+
+LABEL_FLAGS = ("-l", "--labels")
+
+
+@cli.command(cls=_PredictCommand)
+@click.argument("audio", nargs=-1, required=True)
+@click.option(
+    "-l",
+    "--labels",
+    "labels",
+    multiple=True,
+    metavar="TEXT...",
+    help="label texts or AudioSet mids: every word up to the next option or --",
 )
-@click.pass_context
-def predict(ctx: click.Context) -> None:
-    """Tag audio with any label texts and time-stamp the sounds (see `predict --help`)."""
-    ctx.exit(predict_main(ctx.args))
+@click.option(
+    "--threshold",
+    type=float,
+    metavar="SCORE",
+    help="tag when score >= SCORE (default: the threshold tuned on validation at training)",
+)
+@click.option("--top-k", type=int, metavar="K", help="tag the K best labels of each file")
+@click.option("--model", help="checkpoint name, e.g. rot1/temporal_attention (default: auto)")
+@click.option("--hop", type=float, metavar="SECONDS", help="window hop (default: no overlap)")
+@click.option("--max-files", type=int, metavar="N", help="tag at most N files")
+@click.option("--no-figures", is_flag=True, help="do not draw a figure per file")
+@click.option("--env", help="Kedro configuration environment (default: local)")
+@click.option(
+    "--params",
+    metavar="KEY=VALUE,...",
+    help="more runtime parameters, as `kedro run --params` (e.g. featurize.weights.path=...)",
+)
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Kedro project folder (default: the one around .)",
+)
+def predict(**options: Any) -> None:
+    """Tag AUDIO (files, folders searched recursively, or globs) with any label texts (free text
+    or AudioSet mids) using the latest trained model of this Kedro project, and say when each
+    tagged sound happens.
+
+    Runs the project's `predict` pipeline: outputs are versioned in data/07_model_output and
+    data/08_reporting, the run is tracked in MLflow. Results go to stdout, logs to stderr.
+
+    Example: zeroshot-audio predict recordings/ street.wav --labels "dog barking"
+    "a siren far away" /m/07cx4
+    """
+    if options["threshold"] is not None and options["top_k"] is not None:
+        raise click.UsageError("give either --threshold or --top-k, not both")
+    if not options["labels"]:
+        raise click.UsageError("missing --labels: give at least one label text or AudioSet mid")
+    click.get_current_context().exit(predict_main(options))
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="zeroshot-audio predict",
-        description=(
-            "Tag audio files with any label texts (free text or AudioSet mids) using the latest "
-            "trained model of this Kedro project, and say when each tagged sound happens. Runs the "
-            "project's `predict` pipeline: outputs are versioned in data/07_model_output and "
-            "data/08_reporting, and the run is tracked in MLflow."
-        ),
-        epilog=(
-            'Example: zeroshot-audio predict recordings/ street.wav --labels "dog barking" '
-            '"a siren far away" /m/07cx4   (put --labels after the audio, or end it with --)'
-        ),
-    )
-    parser.add_argument(
-        "audio", nargs="+", help="audio files, folders (searched recursively) or globs"
-    )
-    parser.add_argument(
-        "-l",
-        "--labels",
-        nargs="+",
-        required=True,
-        metavar="LABEL",
-        help="label texts or AudioSet mids",
-    )
-    rule = parser.add_mutually_exclusive_group()
-    rule.add_argument(
-        "--threshold",
-        type=float,
-        metavar="SCORE",
-        help="tag when score >= SCORE (default: the threshold tuned on validation at training)",
-    )
-    rule.add_argument("--top-k", type=int, metavar="K", help="tag the K best labels of each file")
-    parser.add_argument(
-        "--model", help="checkpoint name, e.g. rot1/temporal_attention (default: auto)"
-    )
-    parser.add_argument(
-        "--hop", type=float, metavar="SECONDS", help="window hop (default: 10 s, no overlap)"
-    )
-    parser.add_argument("--max-files", type=int, metavar="N", help="tag at most N files")
-    parser.add_argument("--no-figures", action="store_true", help="do not draw a figure per file")
-    parser.add_argument("--env", help="Kedro configuration environment (default: local)")
-    parser.add_argument(
-        "--params",
-        metavar="KEY=VALUE,...",
-        help="more runtime parameters, as `kedro run --params` (e.g. featurize.weights.path=...)",
-    )
-    parser.add_argument(
-        "--project", type=Path, help="Kedro project folder (default: the one around .)"
-    )
-    return parser
-
-
-def _runtime_params(
-    args: argparse.Namespace, audio: list[str], labels: list[str]
-) -> dict[str, Any]:
+def _runtime_params(options: dict[str, Any], audio: list[str], labels: list[str]) -> dict:
     from omegaconf import OmegaConf
 
-    predict: dict[str, Any] = {"audio": audio, "labels": labels, "max_files": args.max_files}
-    if args.threshold is not None:
-        predict["threshold"] = {"rule": "fixed", "fixed": args.threshold}
-    if args.top_k is not None:
-        predict["threshold"] = {"rule": "top_k", "top_k": args.top_k}
-    if args.model:
-        predict["model"] = args.model
-    if args.hop is not None:
-        predict["hop_s"] = args.hop
-    if args.no_figures:
+    predict: dict[str, Any] = {"audio": audio, "labels": labels, "max_files": options["max_files"]}
+    if options["threshold"] is not None:
+        predict["threshold"] = {"rule": "fixed", "fixed": options["threshold"]}
+    if options["top_k"] is not None:
+        predict["threshold"] = {"rule": "top_k", "top_k": options["top_k"]}
+    if options["model"]:
+        predict["model"] = options["model"]
+    if options["hop"] is not None:
+        predict["hop_s"] = options["hop"]
+    if options["no_figures"]:
         predict["figures"] = {"enabled": False}
     extra = OmegaConf.from_dotlist(
-        [item.strip() for item in (args.params or "").split(",") if item.strip()]
+        [item.strip() for item in (options["params"] or "").split(",") if item.strip()]
     )
     merged = OmegaConf.merge(extra, {"predict": predict})
     return OmegaConf.to_container(merged)  # type: ignore[return-value]
 
 
-def predict_main(argv: list[str]) -> int:
-    """Parse, check the inputs cheaply, run the ``predict`` pipeline, print the tables."""
-    args = _parser().parse_args(argv)  # usage errors exit with 2
+def predict_main(options: dict[str, Any]) -> int:
+    """Check the inputs cheaply, run the ``predict`` pipeline, print the tables."""
     from rich.console import Console
+    from rich.markup import escape
+
+    from zeroshot_audio.inference import list_audio_files, parse_labels
 
     console = Console()
     err = Console(stderr=True, soft_wrap=True)
-    from zeroshot_audio.predict import list_audio_files, parse_labels
-
     try:
-        labels = parse_labels(args.labels)
+        labels = parse_labels(list(options["labels"]))
     except ValueError as error:
-        err.print(f"[bold red]error:[/] {error}")
+        err.print(f"[bold red]error:[/] {escape(str(error))}")
         return 2
-    audio = [_absolute(source) for source in args.audio]
-    files, missing = list_audio_files(audio, max_files=args.max_files)
+    audio = [_absolute(source) for source in options["audio"]]
+    files, missing = list_audio_files(audio, max_files=options["max_files"])
     for failure in missing:
-        err.print(f"[yellow]skipped[/] {failure.file}: {failure.detail}")
+        err.print(f"[yellow]skipped[/] {escape(failure.file)}: {escape(failure.detail)}")
     if not files:
-        err.print("[bold red]error:[/] no audio file to tag in " + ", ".join(args.audio))
-        return 2
-
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-    from kedro.utils import find_kedro_project
-
-    project = args.project or find_kedro_project(Path.cwd())
-    if project is None or not (Path(project) / "pyproject.toml").is_file():
         err.print(
-            f"[bold red]error:[/] {Path(project or Path.cwd()).resolve()} is not in a Kedro project: run "
-            "from the zeroshot-audio project folder or pass --project"
+            "[bold red]error:[/] no audio file to tag in " + escape(", ".join(options["audio"]))
         )
         return 2
-    project = Path(project).resolve()
-    bootstrap_project(project)
-    params = _runtime_params(args, audio, labels)
-    with KedroSession.create(project_path=project, env=args.env, runtime_params=params) as session:
+
+    project = _find_project(options["project"])
+    if project is None:
+        err.print(
+            f"[bold red]error:[/] {escape(str(Path(options['project'] or Path.cwd()).resolve()))} "
+            "is not in a Kedro project: run from the zeroshot-audio project folder or pass --project"
+        )
+        return 2
+    from kedro.framework.session import KedroSession
+
+    from zeroshot_audio.datasets.paths import dataset_path
+
+    params = _runtime_params(options, audio, labels)
+    with KedroSession.create(
+        project_path=project, env=options["env"], runtime_params=params
+    ) as session:
         catalog = session.load_context().catalog
         absent = [
             name for name in ("trained_models", "label_embeddings") if not catalog.exists(name)
         ]
         if absent:
             err.print(
-                f"[bold red]error:[/] no trained model yet ({', '.join(absent)} not found); {TRAIN_HINT}."
+                f"[bold red]error:[/] no trained model yet ({', '.join(absent)} not found); "
+                f"{TRAIN_HINT}."
             )
             return 1
         try:
             session.run(pipeline_names=["predict"])
         except Exception as error:  # every failure reaches the user as one readable line
-            err.print(f"[bold red]error:[/] predict failed: {type(error).__name__}: {error}")
+            err.print(
+                f"[bold red]error:[/] predict failed: {type(error).__name__}: {escape(str(error))}"
+            )
             return 1
         version = session.session_id
         catalog = session.load_context().catalog
         predictions = catalog.load("predictions", version=version)
         events = catalog.load("sound_events", version=version)
         report = catalog.load("predict_report", version=version)
-        paths = {name: _saved_path(catalog, name, version) for name in OUTPUTS}
+        paths = {name: dataset_path(catalog.get(name), version) for name in OUTPUTS}
     print_results(console, predictions, events, report, paths)
     return 1 if report["n_files_failed"] else 0
+
+
+def _find_project(given: Path | None) -> Path | None:
+    """The Kedro project folder, bootstrapped, with its logging (results on stdout, logs on
+    stderr: conf/logging.yml) also when the command runs from another folder."""
+    from kedro.framework.startup import bootstrap_project
+    from kedro.utils import find_kedro_project
+
+    project = given or find_kedro_project(Path.cwd())
+    if project is None or not (Path(project) / "pyproject.toml").is_file():
+        return None
+    project = Path(project).resolve()
+    bootstrap_project(project)
+    logging_yml = project / "conf" / "logging.yml"
+    if "KEDRO_LOGGING_CONFIG" not in os.environ and logging_yml.is_file():
+        import yaml
+        from kedro.framework.project import LOGGING
+
+        LOGGING.configure(yaml.safe_load(logging_yml.read_text(encoding="utf-8")))
+    return project
 
 
 def _absolute(source: str) -> str:
@@ -199,22 +246,18 @@ def _absolute(source: str) -> str:
     return str(path if path.is_absolute() else Path.cwd() / path)
 
 
-def _saved_path(catalog: Any, name: str, version: str) -> str | None:
-    dataset = catalog.get(name)
-    try:
-        return str(dataset._get_versioned_path(version))
-    except AttributeError:
-        return None
-
-
 def print_results(
     console: Any,
     predictions: Any,
     events: Any,
     report: dict[str, Any],
-    paths: dict[str, str | None],
+    paths: dict[str, Path | None],
 ) -> None:
-    """One table per file (labels by score, tag, events), then failures and where outputs went."""
+    """One table per file (labels by score, tag, events), then failures and where outputs went.
+
+    File names, labels and details are the user's text: escaped, so ``[abc]`` prints as itself
+    instead of being read as rich markup."""
+    from rich.markup import escape
     from rich.table import Table
 
     threshold = report["threshold"]
@@ -225,8 +268,9 @@ def print_results(
     )
     for file, rows in predictions.groupby("file", sort=False):
         duration = float(rows["duration_s"].iloc[0])
+        n_windows = int(rows["n_windows"].iloc[0])
         table = Table(
-            title=f"{_shown(file)}  ({duration:.1f} s, {int(rows['n_windows'].iloc[0])} window(s))",
+            title=f"{escape(_shown(file))}  ({duration:.1f} s, {n_windows} window(s))",
             title_justify="left",
         )
         table.add_column("label")
@@ -241,21 +285,22 @@ def print_results(
                 f"{a:.1f}-{b:.1f}" for a, b in zip(spans["onset_s"], spans["offset_s"], strict=True)
             )
             style = "bold green" if row.predicted else None
-            table.add_row(
-                name, f"{row.score:.3f}", "yes" if row.predicted else "", when, style=style
-            )
+            tag = "yes" if row.predicted else ""
+            table.add_row(escape(name), f"{row.score:.3f}", tag, when, style=style)
         console.print(table)
     if report["failures"]:
         failed = Table(title="files not tagged", title_justify="left", title_style="bold red")
         for column in ("file", "reason", "detail"):
             failed.add_column(column, overflow="fold")
         for failure in report["failures"]:
-            failed.add_row(_shown(failure["file"]), failure["reason"], failure["detail"])
+            failed.add_row(
+                escape(_shown(failure["file"])), failure["reason"], escape(failure["detail"])
+            )
         console.print(failed)
-    seen = [entry["label"] for entry in report["labels"] if entry["seen_in_training"]]
+    seen = [escape(entry["label"]) for entry in report["labels"] if entry["seen_in_training"]]
     console.print(
-        f"model [bold]{report['model']}[/] ({report['method']}), threshold {rule}, VGGish weights "
-        f"{report['vggish_weights']}; {report['n_files_tagged']} file(s) tagged, "
+        f"model [bold]{escape(report['model'])}[/] ({report['method']}), threshold {rule}, "
+        f"VGGish weights {report['vggish_weights']}; {report['n_files_tagged']} file(s) tagged, "
         f"{report['n_files_failed']} failed, {report['n_events']} event(s)."
         + (f" Seen in training: {', '.join(seen)}; every other label is zero-shot." if seen else "")
     )
@@ -265,8 +310,9 @@ def print_results(
             "for real-world audio; see featurize.weights to use the official ones.[/]"
         )
     for name, path in paths.items():
-        if path:
-            console.print(f"  {name}: {_shown(path)}", highlight=False, soft_wrap=True)
+        written = path is not None and path.exists()
+        if written and not (path.is_dir() and not any(path.iterdir())):  # figures disabled
+            console.print(f"  {name}: {escape(_shown(str(path)))}", highlight=False, soft_wrap=True)
 
 
 def _shown(path: str) -> str:

@@ -9,6 +9,7 @@ Nodes stay pure: they return data, and these hooks (not the nodes) talk to MLflo
   of the run once saved, from the exact versioned file Kedro wrote. (kedro-mlflow's
   ``MlflowArtifactDataset`` cannot wrap a *versioned* dataset under Kedro 1.x: it stamps its own save
   version and the catalog rejects it, so reports, tables and figures are logged here instead.)
+  An output that wrote nothing (no figures when figures are disabled) is skipped.
 
 Guards around a run:
 
@@ -41,9 +42,10 @@ from urllib.parse import unquote, urlparse
 import click
 import mlflow
 from kedro.framework.hooks import hook_impl
-from kedro.io import AbstractVersionedDataset
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
+
+from zeroshot_audio.datasets.paths import dataset_path
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +92,14 @@ class MlflowArtifactHook:
         folder = (getattr(dataset, "metadata", None) or {}).get("mlflow_artifact")
         if folder is None:
             return
-        if isinstance(dataset, AbstractVersionedDataset) and dataset._version is not None:
-            path = dataset._get_versioned_path(dataset.resolve_save_version())
-        else:
-            path = getattr(dataset, "_filepath", None)
+        path = dataset_path(dataset)
         if path is None:
             log.warning("cannot log %s to MLflow: no local file path", dataset_name)
             return
-        if Path(path).is_dir():  # e.g. one figure per predicted file
+        if not path.exists():  # e.g. figures disabled: an empty dict of figures writes nothing
+            log.info("nothing to log to MLflow for %s: %s was not written", dataset_name, path)
+            return
+        if path.is_dir():  # e.g. one figure per predicted file
             mlflow.log_artifacts(str(path), artifact_path=str(folder) or None)
         else:
             mlflow.log_artifact(str(path), artifact_path=str(folder) or None)

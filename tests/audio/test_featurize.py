@@ -196,6 +196,7 @@ def test_fingerprint_tracks_what_changes_embeddings_and_ignores_speed_knobs(
         {"n_segments": 4},
         {"postprocess": "pca"},
         {"final_relu": True},
+        {"min_sound_s": 0.5},  # which short clips are accepted
         {"filename_pattern": "{ytid}.wav"},
     ):
         assert fz.config_fingerprint(make_config(tmp_path, folder, **change), "w") != fp
@@ -273,3 +274,37 @@ def test_unknown_parameters_are_rejected(tmp_path) -> None:
         fz.FeaturizeConfig.from_params({"audio_root": "x", "batchsize": 3})
     with pytest.raises(ValueError, match="featurize.weights"):
         fz.FeaturizeConfig.from_params({"audio_root": "x", "weights": {"pth": "x"}})
+
+
+def test_the_embedder_spec_is_recorded_and_a_short_clip_is_padded(tmp_path, audio_folder) -> None:
+    import pyarrow.parquet as pq
+    import soundfile as sf
+
+    from tests.audio.sounds import SR, mixed_clip
+    from zeroshot_audio.contracts.segment_table import EmbedderSpec
+
+    folder, ytids = audio_folder
+    short = tmp_path / "audio"
+    short.mkdir()
+    (short / f"{ytids[0]}.flac").write_bytes((folder / f"{ytids[0]}.flac").read_bytes())
+    sf.write(short / "beep.flac", mixed_clip(0.4, seed=11), SR)  # a 0.4-s event
+    result = fz.featurize(
+        clip_table([ytids[0], "beep"]), make_config(tmp_path, short), progress=False
+    )
+    table = result.table.read()
+    assert segment_table.to_arrays(table).n_valid_segments.tolist() == [3, 1]
+    assert result.report["n_short_clips_padded"] == 1 and result.report["n_failed"] == 0
+    expected = EmbedderSpec(
+        source="vggish",
+        n_segments=3,
+        segment_s=1.0,
+        postprocess="none",
+        final_relu=False,
+        weights="random",
+        weights_fingerprint="random:he-normal:1",
+        min_coverage=1.0,
+    )
+    assert segment_table.embedder_spec(table.schema) == expected
+    assert result.report["embedder"] == expected.to_dict()
+    for path in result.table.paths:  # every shard carries it too
+        assert segment_table.embedder_spec(pq.read_schema(path)) == expected

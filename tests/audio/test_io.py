@@ -71,12 +71,14 @@ def _fit(wave: np.ndarray) -> tuple[np.ndarray, int, int]:
 
 def test_validity_counts_and_coverage_parameter() -> None:
     assert LAYOUT.n_valid_segments(0) == 0
-    assert LAYOUT.n_valid_segments(15_599) == 0
+    assert LAYOUT.n_valid_segments(1_599) == 0  # under min_sound_s = 0.1 s: too short
+    assert LAYOUT.n_valid_segments(1_600) == 1  # a short sound: one zero-padded segment
+    assert LAYOUT.n_valid_segments(15_599) == 1
     assert LAYOUT.n_valid_segments(15_600) == 1
     assert LAYOUT.n_valid_segments(16_000 + 15_600) == 2
     assert LAYOUT.n_valid_segments(10 * 16_000) == 10
     assert LAYOUT.n_valid_segments(20 * 16_000) == 10
-    half = audio_io.SegmentLayout(min_coverage=0.5)
+    half = audio_io.SegmentLayout(min_coverage=0.5, min_sound_s=0.5)
     assert half.n_valid_segments(7_800) == 1 and half.n_valid_segments(7_799) == 0
     with pytest.raises(ValueError):
         audio_io.SegmentLayout(segment_s=0.5)
@@ -120,7 +122,7 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
     sf.write(folder / "non_finite.wav", bad, SR, subtype="FLOAT")
     files[audio_io.NON_FINITE] = folder / "non_finite.wav"
     files[audio_io.TOO_SHORT] = folder / "too_short.flac"
-    sf.write(files[audio_io.TOO_SHORT], mixed_clip(0.6, seed=3), SR)
+    sf.write(files[audio_io.TOO_SHORT], mixed_clip(0.05, seed=3), SR)  # below min_sound_s
     files[audio_io.UNSUPPORTED_FORMAT] = folder / "unsupported_format.m4a"
     files[audio_io.UNSUPPORTED_FORMAT].write_bytes(b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 64)
     return files
@@ -169,3 +171,20 @@ def test_filename_pattern_placeholders() -> None:
     )
     with pytest.raises(ValueError, match="unknown placeholder"):
         audio_io.format_audio_path("r", "{video}.wav", "x", 0.0, 1.0)
+
+
+def test_a_short_sound_is_padded_to_one_segment_with_its_real_coverage(tmp_path: Path) -> None:
+    wave = mixed_clip(0.3, seed=5)
+    path = tmp_path / "beep.flac"
+    sf.write(path, wave, SR)
+    clip = audio_io.load_clip(path, 0.0, 10.0, LAYOUT)
+    assert clip.n_valid_segments == 1 and clip.n_real_samples == 4_800
+    example = clip.example_windows(LAYOUT)
+    assert example.shape == (1, 15_600) and not example[0, 4_800:].any()  # zeros after the sound
+    assert LAYOUT.is_padded_short_sound(4_800) and not LAYOUT.is_padded_short_sound(15_600)
+    coverage = LAYOUT.coverage(clip.n_real_samples)
+    assert coverage[0] == pytest.approx(4_800 / 15_600) and not coverage[1:].any()
+    np.testing.assert_array_equal(LAYOUT.coverage(2 * SR + 15_600), [1, 1, 1] + [0] * 7)
+    with pytest.raises(audio_io.ClipFailure, match="min_sound_s") as err:
+        audio_io.load_clip(path, 0.0, 0.05, LAYOUT)  # the metadata says 50 ms
+    assert err.value.reason == audio_io.TOO_SHORT

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import crc32c
 import numpy as np
-import pandas as pd
 import pytest
 from tfrecord import example_pb2
 
-from zeroshot_audio.audio.featurize import from_released_embeddings
 from zeroshot_audio.audio.tfrecord_reader import read_released_embeddings
 from zeroshot_audio.contracts import segment_table
 from zeroshot_audio.contracts.segment_table import dequantize
@@ -99,18 +97,3 @@ def test_truncated_file_keeps_the_records_before_the_cut(release, tmp_path) -> N
     out = read_released_embeddings([cut])
     assert out.table.num_rows == 1
     assert [p["reason"] for p in out.problems] == ["truncated_file"]
-
-
-def test_pipeline_helper_orders_by_clip_list_and_reports_missing(release) -> None:
-    path, _ = release
-    clips = pd.DataFrame(
-        {
-            "ytid": ["-1nilez17Dg", "notreleased", "--aE2O5G5WE"],
-            "start_s": [30.0, 0.0, 12.345],
-            "end_s": 0.0,
-        }
-    )
-    table, report = from_released_embeddings(clips, [path], n_segments=10)
-    assert table.column("ytid").to_pylist() == ["-1nilez17Dg", "--aE2O5G5WE"]
-    assert report["failures_by_reason"] == {"not_released": 1}
-    assert report["n_featurized"] == 2 and report["vggish_weights"] == "official"

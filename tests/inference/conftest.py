@@ -1,10 +1,20 @@
-"""Session fixtures of the sharing tests: one small real checkpoint and its export."""
+"""Fixtures of the inference tests: the planted model, real audio and encoders of
+tests/inference/planted.py, and one small real checkpoint with its portable export."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.inference.checkpoints import make_checkpoint
+from tests.inference.planted import (  # noqa: F401  (fixtures)
+    audio_dir,
+    embedder,
+    featurize_config,
+    planted,
+    predictor,
+    sounds,
+    text_encoder,
+)
 from zeroshot_audio.inference.export import export_checkpoint
 
 

@@ -26,36 +26,53 @@ import logging
 import multiprocessing
 import os
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import (
     Executor,
-    Future,
     ProcessPoolExecutor,
     ThreadPoolExecutor,
     as_completed,
 )
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import torch
 from tqdm.auto import tqdm
 
 from zeroshot_audio.audio import io as audio_io
 from zeroshot_audio.audio import vggish
+from zeroshot_audio.audio.embed import vggish_spec
+from zeroshot_audio.audio.shard_worker import (
+    ClipSpec,
+    EmbeddedClips,
+    ShardResult,
+    ShardTask,
+    embed_clips,
+    failure_record,
+    run_shard,
+)
+from zeroshot_audio.config import build_strict
 from zeroshot_audio.contracts import segment_table
 from zeroshot_audio.contracts.segment_table import (
     ShardedTable,
     atomic_write_json,
-    atomic_write_parquet,
     remove_stale_temp_files,
 )
 from zeroshot_audio.device import resolve_device
+
+__all__ = [
+    "ClipSpec",
+    "EmbeddedClips",
+    "ExecutorSpec",
+    "FeaturizeConfig",
+    "FeaturizeResult",
+    "embed_clips",
+    "featurize",
+    "run_shard",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +105,7 @@ class FeaturizeConfig:
     n_segments: int = 10
     segment_s: float = 1.0
     min_segment_coverage: float = 1.0
+    min_sound_s: float = 0.1
     postprocess: str = "none"
     final_relu: bool = False
     weights: vggish.WeightsSpec = field(default_factory=vggish.WeightsSpec)
@@ -107,18 +125,19 @@ class FeaturizeConfig:
     ) -> FeaturizeConfig:
         """Build from the ``featurize`` parameters, rejecting unknown keys (typos)."""
         params = dict(params)
-        _reject_unknown(params, cls, "featurize")
-        weights = dict(params.pop("weights", None) or {})
-        _reject_unknown(weights, vggish.WeightsSpec, "featurize.weights")
-        executor = dict(params.pop("executor", None) or {})
-        _reject_unknown(executor, ExecutorSpec, "featurize.executor")
-        config = cls(
-            **params,
-            weights=vggish.WeightsSpec(**weights),
-            executor=ExecutorSpec(**executor),
-            seed=seed,
-            device=device,
+        run_level = {"seed", "device"} & set(params)
+        if run_level:
+            raise ValueError(
+                f"unknown featurize parameter(s) {sorted(run_level)}: the seed and device are the "
+                "run's (params:seed, params:device)"
+            )
+        params["weights"] = build_strict(
+            vggish.WeightsSpec, params.get("weights"), "featurize.weights"
         )
+        params["executor"] = build_strict(
+            ExecutorSpec, params.get("executor"), "featurize.executor"
+        )
+        config = build_strict(cls, {**params, "seed": seed, "device": device}, "featurize")
         config.layout  # validates the segment layout  # noqa: B018
         if config.postprocess not in vggish.POSTPROCESS_MODES:
             raise ValueError(
@@ -133,49 +152,12 @@ class FeaturizeConfig:
             segment_s=self.segment_s,
             example_samples=vggish.EXAMPLE_SAMPLES,
             min_coverage=self.min_segment_coverage,
+            min_sound_s=self.min_sound_s,
         )
 
     @property
     def output_dtype(self) -> str:
         return "uint8" if self.postprocess == "quantized" else "float32"
-
-
-def _reject_unknown(params: dict[str, Any], cls: type, where: str) -> None:
-    known = {f.name for f in fields(cls)} - {"seed", "device"}
-    unknown = set(params) - known
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {sorted(unknown)} in {where}; known: {sorted(known)}"
-        )
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    ytid: str
-    start_s: float
-    end_s: float
-    path: str
-
-
-@dataclass(frozen=True)
-class ShardTask:
-    """One unit of work: picklable, self-contained (a worker needs nothing else)."""
-
-    index: int
-    clips: tuple[ClipSpec, ...]
-    parquet_path: str
-    failures_path: str
-    config: FeaturizeConfig
-    weights: vggish.LoadedWeights | None  # None: the worker resolves them (Dask / process pool)
-
-
-@dataclass
-class ShardResult:
-    index: int
-    n_ok: int
-    n_failed: int
-    n_examples: int
-    seconds: float
 
 
 @dataclass
@@ -184,162 +166,6 @@ class FeaturizeResult:
 
     table: ShardedTable
     report: dict[str, Any]
-
-
-# --------------------------------------------------------------------------------------------
-# Worker side
-# --------------------------------------------------------------------------------------------
-
-_EMBEDDER_CACHE: dict[str, vggish.VGGishEmbedder] = {}
-
-
-def _embedder_for(task: ShardTask, fingerprint: str) -> vggish.VGGishEmbedder:
-    """One embedder per worker process (and per configuration), built on first use."""
-    cfg = task.config
-    key = f"{fingerprint}|{cfg.final_relu}|{cfg.postprocess}|{cfg.device}|{cfg.channels_last}"
-    if key not in _EMBEDDER_CACHE:
-        weights = task.weights or vggish.resolve_weights(
-            cfg.weights, cfg.seed, cfg.postprocess != "none"
-        )
-        _EMBEDDER_CACHE.clear()  # keep one model (~290 MB) per worker
-        _EMBEDDER_CACHE[key] = vggish.build_embedder(
-            weights,
-            seed=cfg.seed,
-            final_relu=cfg.final_relu,
-            postprocess=cfg.postprocess,
-            device=resolve_device(cfg.device),
-            channels_last=cfg.channels_last,
-        )
-    return _EMBEDDER_CACHE[key]
-
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def prefetch(fn: Callable[[T], R], items: Iterable[T], depth: int) -> Iterator[tuple[T, Future]]:
-    """Run ``fn`` over ``items`` in one background thread, at most ``depth`` ahead: audio
-    decoding (libsndfile releases the GIL) overlaps the network's forward passes."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
-        pending: deque[tuple[T, Future]] = deque()
-        for item in items:
-            pending.append((item, pool.submit(fn, item)))
-            if len(pending) > depth:
-                yield pending.popleft()
-        while pending:
-            yield pending.popleft()
-
-
-def embed_clips(
-    clips: Iterable[ClipSpec],
-    embedder: vggish.VGGishEmbedder,
-    config: FeaturizeConfig,
-) -> tuple[list[ClipSpec], np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Embed clips in batches of ``config.batch_size`` examples gathered across clips.
-
-    Returns the featurised clips, their ``n_valid_segments``, ``[n, T, 128]`` embeddings (zeros
-    past the valid segments) and one failure record per clip that could not be used.
-    """
-    layout = config.layout
-    device = next(embedder.parameters()).device
-    out_dtype = np.uint8 if embedder.output_dtype == "uint8" else np.float32
-    ok: list[ClipSpec] = []
-    n_valid: list[int] = []
-    rows: list[np.ndarray] = []
-    failures: list[dict[str, Any]] = []
-    batch: list[np.ndarray] = []
-    targets: list[tuple[int, int]] = []  # (row in `rows`, number of examples)
-
-    def flush() -> None:
-        if not batch:
-            return
-        examples = torch.from_numpy(np.concatenate(batch)).to(device, non_blocking=True)
-        with torch.inference_mode():
-            emb = embedder(examples).cpu().numpy()
-        offset = 0
-        for row, count in targets:
-            rows[row][:count] = emb[offset : offset + count]
-            offset += count
-        batch.clear()
-        targets.clear()
-
-    def load(clip: ClipSpec) -> audio_io.ClipAudio:
-        return audio_io.load_clip(
-            clip.path, clip.start_s, clip.end_s, layout, config.file_is_full_recording
-        )
-
-    pending = 0
-    for clip, future in prefetch(load, clips, depth=8):
-        try:
-            audio = future.result()
-        except audio_io.ClipFailure as err:
-            failures.append(_failure(clip, err.reason, err.detail))
-            logger.warning("Skipping clip %s@%s: %s", clip.ytid, clip.start_s, err)
-            continue
-        except Exception as err:  # an unforeseen decoder crash must not kill the shard
-            failures.append(_failure(clip, audio_io.DECODE_ERROR, f"{type(err).__name__}: {err}"))
-            logger.warning("Skipping clip %s@%s: %s", clip.ytid, clip.start_s, err)
-            continue
-        windows = audio.example_windows(layout)
-        ok.append(clip)
-        n_valid.append(audio.n_valid_segments)
-        rows.append(np.zeros((layout.n_segments, vggish.EMBEDDING_SIZE), dtype=out_dtype))
-        batch.append(windows)
-        targets.append((len(rows) - 1, len(windows)))
-        pending += len(windows)
-        if pending >= config.batch_size:
-            flush()
-            pending = 0
-    flush()
-    embeddings = (
-        np.stack(rows)
-        if rows
-        else np.zeros((0, layout.n_segments, vggish.EMBEDDING_SIZE), dtype=out_dtype)
-    )
-    return ok, np.asarray(n_valid, dtype=np.int16), embeddings, failures
-
-
-def _failure(clip: ClipSpec, reason: str, detail: str) -> dict[str, Any]:
-    return {
-        "ytid": clip.ytid,
-        "start_s": clip.start_s,
-        "path": clip.path,
-        "reason": reason,
-        "detail": detail,
-    }
-
-
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def run_shard(task: ShardTask, fingerprint: str) -> ShardResult:
-    """Embed one shard and write it atomically (failures first, the Parquet file last: the
-    Parquet file's presence is what marks the shard finished)."""
-    started = time.perf_counter()
-    cfg = task.config
-    with _torch_threads(cfg.torch_threads):
-        embedder = _embedder_for(task, fingerprint)
-        ok, n_valid, embeddings, failures = embed_clips(task.clips, embedder, cfg)
-    table = segment_table.from_arrays(
-        [c.ytid for c in ok], [c.start_s for c in ok], n_valid, embeddings
-    )
-    atomic_write_json(failures, Path(task.failures_path))
-    atomic_write_parquet(table, Path(task.parquet_path))
-    return ShardResult(
-        index=task.index,
-        n_ok=len(ok),
-        n_failed=len(failures),
-        n_examples=int(n_valid.sum()),
-        seconds=time.perf_counter() - started,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,6 +257,7 @@ def featurize(
     specs, n_duplicates = prepare_clips(clips, config)
     weights = vggish.resolve_weights(config.weights, config.seed, config.postprocess != "none")
     fingerprint = config_fingerprint(config, weights.fingerprint)
+    spec = vggish_spec(config.layout, config.postprocess, config.final_relu, weights)
     work = Path(config.work_dir) / fingerprint[:16]
     work.mkdir(parents=True, exist_ok=True)
     n_stale = remove_stale_temp_files(work)
@@ -460,6 +287,7 @@ def featurize(
                 # (shipping 290 MB of tensors per task would dwarf the work).
                 weights=weights if kind == "inline" else None,
                 config=task_config,
+                embedder_spec=spec,
             )
         )
     done = [t for t in tasks if Path(t.parquet_path).is_file() and Path(t.failures_path).is_file()]
@@ -502,7 +330,9 @@ def featurize(
     paths: list[Path] = []
     for task in tasks:
         if task.index in shard_errors:
-            failures += [_failure(c, SHARD_ERROR, shard_errors[task.index]) for c in task.clips]
+            failures += [
+                failure_record(c, SHARD_ERROR, shard_errors[task.index]) for c in task.clips
+            ]
             continue
         paths.append(Path(task.parquet_path))
         failures += json.loads(Path(task.failures_path).read_text(encoding="utf-8"))
@@ -531,7 +361,8 @@ def featurize(
             f"({dict(reasons)}). Check audio_root/filename_pattern. First failures: {examples}"
         )
 
-    schema = segment_table.segment_schema(config.n_segments, config.output_dtype)
+    n_padded = sum(r.n_padded for r in results)
+    schema = segment_table.segment_schema(config.n_segments, config.output_dtype, embedder=spec)
     report = {
         "n_clips_input": int(len(clips)),
         "n_duplicates_dropped": int(n_duplicates),
@@ -544,6 +375,9 @@ def featurize(
         "n_shards_reused": len(done),
         "n_clips_computed": n_computed,
         "n_examples_computed": n_examples,
+        # Clips shorter than one example (>= min_sound_s), zero-padded to one segment; counted
+        # among the clips computed in this run (a reused shard is not re-read).
+        "n_short_clips_padded": n_padded,
         "n_stale_temp_files_removed": n_stale,
         "compute_seconds": round(compute_s, 3),
         "clips_per_second": round(n_computed / compute_s, 3)
@@ -562,63 +396,6 @@ def featurize(
         "segment_s": config.segment_s,
         "postprocess": config.postprocess,
         "final_relu": config.final_relu,
+        "embedder": spec.to_dict(),
     }
     return FeaturizeResult(table=ShardedTable(paths=paths, schema=schema), report=report)
-
-
-def from_released_embeddings(
-    clips: pd.DataFrame, tfrecord_paths: Iterable[str | Path], n_segments: int = 10
-) -> tuple[pa.Table, dict[str, Any]]:
-    """The AudioSet release's embeddings for the clips of ``clips`` (in its order), instead of
-    computing them: the clips absent from the TFRecords are reported as ``not_released``."""
-    from zeroshot_audio.audio.tfrecord_reader import read_released_embeddings
-
-    started = time.perf_counter()
-    frame = clips[["ytid", "start_s"]].drop_duplicates()
-    paths = sorted(str(p) for p in tfrecord_paths)
-    if not paths:
-        raise FileNotFoundError("featurize: no TFRecord files match the released_embeddings glob")
-    released = read_released_embeddings(
-        paths, n_segments, keep=frame.itertuples(index=False, name=None)
-    )
-    position = {
-        (y, round(s * 1000)): i
-        for i, (y, s) in enumerate(
-            zip(released.clips["ytid"], released.clips["start_s"], strict=True)
-        )
-    }
-    order, failures = [], []
-    for ytid, start in frame.itertuples(index=False, name=None):
-        i = position.get((str(ytid), round(float(start) * 1000)))
-        if i is None:
-            failures.append(
-                {
-                    "ytid": str(ytid),
-                    "start_s": float(start),
-                    "path": None,
-                    "reason": "not_released",
-                    "detail": "",
-                }
-            )
-        else:
-            order.append(i)
-    table = released.table.take(pa.array(order, pa.int64()))
-    reasons = Counter(f["reason"] for f in failures)
-    report = {
-        "source": "released_embeddings",
-        "n_clips_input": int(len(clips)),
-        "n_clips": int(len(frame)),
-        "n_featurized": len(order),
-        "n_failed": len(failures),
-        "failures_by_reason": dict(reasons),
-        "failures": failures,
-        "tfrecord_files": len(paths),
-        "tfrecord_problems": released.problems,
-        "vggish_weights": "official",
-        "vggish_pca": "official",
-        "embedding_dtype": "uint8",
-        "n_segments": n_segments,
-        "postprocess": "quantized",
-        "total_seconds": round(time.perf_counter() - started, 3),
-    }
-    return table, report

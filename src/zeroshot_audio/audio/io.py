@@ -70,6 +70,11 @@ class SegmentLayout:
 
     A segment is valid when real (not padded) audio covers at least ``min_coverage`` of its
     example window; only valid segments are embedded, the rest are masked.
+
+    Short sounds: a clip (or predict window) with less real audio than that, but at least
+    ``min_sound_s`` seconds, gets ONE valid segment whose example is the sound followed by zeros
+    (a gunshot, a beep). Its real share of the example is its ``coverage`` (< 1), reported beside
+    it. Clips of at least one example are untouched by this rule.
     """
 
     n_segments: int = 10
@@ -77,6 +82,7 @@ class SegmentLayout:
     example_samples: int = EXAMPLE_SAMPLES
     min_coverage: float = 1.0
     sample_rate: int = TARGET_SAMPLE_RATE
+    min_sound_s: float = 0.1
 
     def __post_init__(self) -> None:
         if self.n_segments < 1:
@@ -88,6 +94,8 @@ class SegmentLayout:
             )
         if not 0.0 < self.min_coverage <= 1.0:
             raise ValueError(f"min_coverage must be in (0, 1], got {self.min_coverage}")
+        if not self.min_sound_s > 0:
+            raise ValueError(f"min_sound_s must be > 0 s, got {self.min_sound_s}")
 
     @property
     def segment_samples(self) -> int:
@@ -97,12 +105,37 @@ class SegmentLayout:
     def total_samples(self) -> int:
         return self.n_segments * self.segment_samples
 
+    @property
+    def min_sound_samples(self) -> int:
+        return max(1, math.ceil(self.min_sound_s * self.sample_rate))
+
     def n_valid_segments(self, n_real_samples: int) -> int:
-        """Number of leading segments whose example window holds enough real audio."""
+        """Number of leading segments whose example window holds enough real audio; a sound
+        shorter than that but of at least ``min_sound_s`` gets one zero-padded segment."""
         needed = math.ceil(self.min_coverage * self.example_samples)
         if n_real_samples < needed:
-            return 0
+            return 1 if n_real_samples >= self.min_sound_samples else 0
         return min(self.n_segments, (n_real_samples - needed) // self.segment_samples + 1)
+
+    def is_padded_short_sound(self, n_real_samples: int) -> bool:
+        """True when the only valid segment is a short sound plus zeros."""
+        needed = math.ceil(self.min_coverage * self.example_samples)
+        return self.min_sound_samples <= n_real_samples < needed
+
+    def coverage(self, n_real_samples: int) -> np.ndarray:
+        """``[n_segments]``: the share of each segment's example window holding real audio
+        (0 on masked segments; below 1 only on a zero-padded short sound)."""
+        starts = np.arange(self.n_segments) * self.segment_samples
+        share = np.clip((n_real_samples - starts) / self.example_samples, 0.0, 1.0)
+        share[self.n_valid_segments(n_real_samples) :] = 0.0
+        return share.astype(np.float32)
+
+    def too_short_detail(self, n_real_samples: int) -> str:
+        """Why a sound gives no segment, for the ``too_short`` failure."""
+        return (
+            f"{n_real_samples / self.sample_rate:.3f} s of audio, less than the shortest sound "
+            f"accepted (min_sound_s = {self.min_sound_s} s)"
+        )
 
 
 def decode(
@@ -157,6 +190,23 @@ def _decode_with_torchcodec(
     start = 0 if start_s is None else max(0, round(start_s * sr))
     stop = len(data) if end_s is None else max(start, round(end_s * sr))
     return data[start:stop], sr
+
+
+def check_decoded(data: np.ndarray, path: str | Path) -> None:
+    """The checks every decoded file passes before use (featurize and predict alike)."""
+    if data.shape[0] == 0:
+        raise ClipFailure(ZERO_LENGTH, path, "decoded 0 samples")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise ClipFailure(NON_FINITE, path, f"{bad} NaN/inf samples")
+
+
+def load_file(path: str | Path) -> tuple[np.ndarray, int, float]:
+    """A whole file as 16-kHz mono float32, its original rate and its duration in seconds
+    (predict's input); raises :class:`ClipFailure` like :func:`load_clip`."""
+    data, sr = decode(path)
+    check_decoded(data, path)
+    return resample(to_mono(data), sr), sr, data.shape[0] / sr
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:
@@ -216,11 +266,7 @@ def load_clip(
         data, sr = decode(path, start_s, end_s)
     else:
         data, sr = decode(path, 0.0, clip_s)
-    if data.shape[0] == 0:
-        raise ClipFailure(ZERO_LENGTH, path, "decoded 0 samples")
-    if not np.isfinite(data).all():
-        bad = int((~np.isfinite(data)).sum())
-        raise ClipFailure(NON_FINITE, path, f"{bad} NaN/inf samples")
+    check_decoded(data, path)
     mono = resample(to_mono(data), sr)
     target = min(layout.total_samples, round(clip_s * layout.sample_rate))
     waveform, n_real = fit_length(mono, layout.total_samples)
@@ -228,12 +274,7 @@ def load_clip(
     waveform[n_real:] = 0.0
     n_valid = layout.n_valid_segments(n_real)
     if n_valid == 0:
-        raise ClipFailure(
-            TOO_SHORT,
-            path,
-            f"{n_real / layout.sample_rate:.3f} s of audio, less than one VGGish example "
-            f"({layout.min_coverage * layout.example_samples / layout.sample_rate:.3f} s)",
-        )
+        raise ClipFailure(TOO_SHORT, path, layout.too_short_detail(n_real))
     return ClipAudio(waveform=waveform, n_real_samples=n_real, n_valid_segments=n_valid)
 
 

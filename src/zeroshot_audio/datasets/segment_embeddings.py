@@ -3,7 +3,9 @@
 Kedro's PartitionedDataset cannot be versioned, and one Parquet file per table would force
 the whole table through memory at save time. This dataset stores a folder of Parquet shards
 under each version (``<filepath>/<version>/<name>/part-000000.parquet ...``) and loads them
-back as one ``pyarrow.Table`` with the schema of ``segment_table.segment_schema``.
+back as one ``pyarrow.Table`` with the schema of ``segment_table.segment_schema``. The table's
+:class:`~zeroshot_audio.contracts.segment_table.EmbedderSpec` (schema metadata) is kept through save
+and load: every shard carries it, and shards that disagree are refused.
 
 ``save`` accepts a ``pyarrow.Table`` (split into ``rows_per_shard`` rows per file) or a
 :class:`~zeroshot_audio.contracts.segment_table.ShardedTable` (finished shards from the featurize work
@@ -13,6 +15,7 @@ only once complete: shards are written into a hidden sibling folder that is rena
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from copy import deepcopy
@@ -100,10 +103,20 @@ class SegmentEmbeddingsDataset(AbstractVersionedDataset[pa.Table | ShardedTable,
             raise DatasetError(f"No shards ({PART_GLOB}) in {folder}")
         filesystem = None if self._protocol == "file" else self._fs
         tables = [pq.read_table(p, filesystem=filesystem, **self._load_args) for p in parts]
+        specs = set()
         for part, table in zip(parts, tables, strict=True):
             _check_schema(table.schema, part)
+            spec = segment_table.embedder_spec(table.schema)
+            specs.add(None if spec is None else json.dumps(spec.to_dict(), sort_keys=True))
+        if len(specs) > 1:
+            raise DatasetError(
+                f"{folder}: the shards record different embedder specs {sorted(map(str, specs))}; "
+                "a segment table must come from one embedder"
+            )
         schema = tables[0].schema.remove_metadata()
-        return pa.concat_tables([t.replace_schema_metadata(None).cast(schema) for t in tables])
+        table = pa.concat_tables([t.replace_schema_metadata(None).cast(schema) for t in tables])
+        spec = segment_table.embedder_spec(tables[0].schema)
+        return table if spec is None else segment_table.with_embedder_spec(table, spec)
 
     # -- save ------------------------------------------------------------------------------
 
@@ -115,8 +128,14 @@ class SegmentEmbeddingsDataset(AbstractVersionedDataset[pa.Table | ShardedTable,
         self._fs.mkdirs(staging, exist_ok=True)
         if isinstance(data, ShardedTable):
             _check_schema(data.schema, "ShardedTable")
+            spec = segment_table.embedder_spec(data.schema)
             for index, src in enumerate(data.paths):
-                self._put_file(Path(src), f"{staging}/{_part_name(index)}")
+                dest = f"{staging}/{_part_name(index)}"
+                if spec is None or segment_table.embedder_spec(pq.read_schema(src)) == spec:
+                    self._put_file(Path(src), dest)
+                else:  # a shard written without the spec: rewrite it with the table's
+                    shard = segment_table.with_embedder_spec(pq.read_table(src), spec)
+                    self._write_table(shard, dest)
             if not data.paths:
                 self._write_table(data.schema.empty_table(), f"{staging}/{_part_name(0)}")
         elif isinstance(data, pa.Table):

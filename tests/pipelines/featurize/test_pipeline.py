@@ -83,8 +83,8 @@ def test_pipeline_runs_on_a_tiny_clip_folds(tmp_path) -> None:
 
     report = catalog.load("featurize_report")
     assert report["mlflow_tags"]["vggish_weights"] == "random"
-    assert report["mlflow_metrics"]["featurize_clips_ok"] == 3
-    assert report["mlflow_metrics"]["featurize_failed_missing_file"] == 1
+    assert report["mlflow_metrics"]["featurize/clips_ok"] == 3
+    assert report["mlflow_metrics"]["featurize/failed_missing_file"] == 1
     assert [f["ytid"] for f in report["failures"]] == ["absent"]
 
 

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from kedro.io import DataCatalog, Version
+from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from tests.conftest import REPO_ROOT
-from tests.pipelines.predict.conftest import (
-    ENCODER,
+from tests.inference.planted import (
+    EMBEDDER,
     FEATURIZE_PARAMS,
     OTHER_LABELS,
-    SEED,
     TARGET_LABEL,
     TONE_SPANS,
 )
-from zeroshot_audio.datasets.torch_model import TorchModelDataset
+from zeroshot_audio.contracts.checkpoint import Checkpoint
+from zeroshot_audio.inference import ModelNotTrainedError
 from zeroshot_audio.pipelines.predict import create_pipeline
 from zeroshot_audio.pipelines.predict.nodes import select_predict_model, tag_audio_files
-from zeroshot_audio.predict import ModelNotTrainedError
 
 OUTPUTS = (
     "predictions",
@@ -41,7 +41,12 @@ def project_params(audio: list[str], labels: list[str]) -> dict:
     return {**params, "audio": audio, "labels": labels, "max_files": None}
 
 
-def make_catalog(tmp_path: Path, checkpoint: dict, predict_params: dict) -> DataCatalog:
+def make_catalog(
+    tmp_path: Path,
+    checkpoint: Checkpoint | dict,
+    predict_params: dict,
+    featurize: dict | None = None,
+) -> DataCatalog:
     """The entries of conf/base/catalog_predict.yml with their files under ``tmp_path``."""
     config = yaml.safe_load((REPO_ROOT / "conf/base/catalog_predict.yml").read_text())
     for entry in config.values():
@@ -51,13 +56,10 @@ def make_catalog(tmp_path: Path, checkpoint: dict, predict_params: dict) -> Data
             and not entry["filepath"].startswith("data/01_raw")
         ):
             entry["filepath"] = str(tmp_path / entry["filepath"])
-    models = TorchModelDataset(
-        filepath=str(tmp_path / "trained_models.pt"), version=Version(None, None)
-    )
-    models.save({"rot0/temporal_attention": checkpoint})  # the train stage's format and dataset
     catalog = DataCatalog.from_config(config, save_version="2024-09-01T00.00.00.000Z")
-    catalog["trained_models"] = TorchModelDataset(
-        filepath=str(tmp_path / "trained_models.pt"), version=Version(None, None)
+    # trained_models' file format is the train stage's (tests/datasets); here, its loaded form.
+    catalog["trained_models"] = MemoryDataset(
+        {"rot0/temporal_attention": checkpoint}, copy_mode="assign"
     )
     catalog["label_embeddings"] = pd.DataFrame(
         {
@@ -67,9 +69,7 @@ def make_catalog(tmp_path: Path, checkpoint: dict, predict_params: dict) -> Data
         }
     )
     catalog["params:predict"] = predict_params
-    catalog["params:featurize"] = copy.deepcopy(FEATURIZE_PARAMS)
-    catalog["params:embed_labels.encoder"] = dict(ENCODER)
-    catalog["params:seed"] = SEED
+    catalog["params:featurize"] = copy.deepcopy(featurize or FEATURIZE_PARAMS)
     catalog["params:device"] = "cpu"
     return catalog
 
@@ -116,7 +116,8 @@ def test_predict_pipeline_writes_versioned_tags_events_report_and_figures(
     seen = {entry["label"]: entry["seen_in_training"] for entry in report["labels"]}
     assert seen == {**{label: False for label in [TARGET_LABEL, *OTHER_LABELS]}, "/m/09x0r": True}
     assert report["mlflow_tags"]["vggish_weights"] == "random"  # degraded mode is visible
-    assert report["mlflow_metrics"]["predict.files_failed"] == 1
+    assert report["mlflow_metrics"]["predict/files_failed"] == 1
+    assert report["embedder"] == EMBEDDER.to_dict()
     assert report["threshold"] == {"rule": "tuned", "value": 0.5, "top_k": None}
 
     (figure,) = saved(tmp_path, "data/08_reporting/prediction_figures").iterdir()
@@ -138,7 +139,7 @@ def test_no_readable_file_fails_the_node_with_every_reason(planted, tmp_path):
         }
     )
     with pytest.raises(RuntimeError, match="none of the 1 audio file") as error:
-        tag_audio_files(model, labels, params, FEATURIZE_PARAMS, ENCODER, SEED, "cpu")
+        tag_audio_files(model, labels, params, FEATURIZE_PARAMS, "cpu")
     assert "a.wav: decode_error" in str(error.value)
     assert "missing.flac: missing_file: no such file or folder" in str(error.value)
 
@@ -151,10 +152,41 @@ def test_predicting_without_a_trained_model_says_what_to_run():
         select_predict_model({}, project_params(["x.wav"], ["dog"]))
 
 
-def test_the_project_parameters_are_valid():
-    params = yaml.safe_load((REPO_ROOT / "conf/base/parameters_predict.yml").read_text())["predict"]
-    from zeroshot_audio.predict import PredictConfig
+def test_the_checkpoints_embedder_is_used_not_todays_featurize_params(planted, tmp_path):
+    """Today's params:featurize say postprocess none + no final ReLU; the checkpoint (a plain dict
+    as trained_models hands it over today) was trained with the ReLU: predict follows it."""
+    checkpoint = replace(planted["checkpoint"], embedder=replace(EMBEDDER, final_relu=True))
+    featurize = {**FEATURIZE_PARAMS, "final_relu": False, "postprocess": "none"}
+    params = {
+        **project_params([str(planted["file"])], [TARGET_LABEL]),
+        "figures": {"enabled": False},
+    }
+    catalog = make_catalog(tmp_path, checkpoint.to_dict(), params, featurize)
 
-    config = PredictConfig.from_params(params)
-    assert config.threshold.rule == "tuned" and config.localisation.rule == "uniform_ratio"
-    assert any(label.startswith("/m/") for label in config.labels)
+    SequentialRunner().run(create_pipeline(), catalog)
+
+    report = json.loads(saved(tmp_path, "data/08_reporting/predict_report.json").read_text())
+    assert report["embedder"]["final_relu"] is True
+    assert report["embedder"]["weights_fingerprint"] == EMBEDDER.weights_fingerprint
+    # figures disabled: an empty version folder, and the run succeeds
+    assert not any(saved(tmp_path, "data/08_reporting/prediction_figures").iterdir())
+
+
+def test_hostile_names_are_neutralised_in_the_csv_and_restored_on_load(
+    planted, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # a relative file name is written as given
+    file = "=cmd [x].wav"
+    (tmp_path / file).write_bytes(planted["file"].read_bytes())
+    label = "@" + TARGET_LABEL  # the text encoder gets it as given
+    params = {**project_params([file], [label, "+1 dog"]), "figures": {"enabled": False}}
+    params["threshold"] = {"rule": "top_k", "top_k": 1}
+    catalog = make_catalog(tmp_path, planted["checkpoint"], params)
+
+    SequentialRunner().run(create_pipeline(), catalog)
+
+    raw = pd.read_csv(saved(tmp_path, "data/07_model_output/sound_events.csv"))
+    assert len(raw) and raw["file"].str.startswith("'=cmd").all()
+    assert set(raw["label"]) <= {"'" + label, "'+1 dog"}
+    loaded = catalog.load("sound_events")
+    assert set(loaded["file"]) == {file} and set(loaded["label"]) <= {label, "+1 dog"}

@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from zeroshot_audio.audio.featurize import FeaturizeConfig, featurize, from_released_embeddings
+from zeroshot_audio.audio.featurize import FeaturizeConfig, featurize
+from zeroshot_audio.audio.released import from_released_embeddings
 from zeroshot_audio.contracts.segment_table import ShardedTable
 
 logger = logging.getLogger(__name__)
@@ -25,15 +26,15 @@ def _mlflow_fields(report: dict[str, Any]) -> dict[str, Any]:
         "featurize_postprocess": report["postprocess"],
     }
     metrics: dict[str, float] = {
-        "featurize_clips_ok": report["n_featurized"],
-        "featurize_clips_failed": report["n_failed"],
+        "featurize/clips_ok": report["n_featurized"],
+        "featurize/clips_failed": report["n_failed"],
     }
     metrics |= {
-        f"featurize_failed_{reason}": n for reason, n in report["failures_by_reason"].items()
+        f"featurize/failed_{reason}": n for reason, n in report["failures_by_reason"].items()
     }
-    for key in ("n_shards_reused", "n_clips_computed", "clips_per_second"):
+    for key in ("n_shards_reused", "n_clips_computed", "clips_per_second", "n_short_clips_padded"):
         if report.get(key) is not None:
-            metrics[f"featurize_{key}"] = report[key]
+            metrics[f"featurize/{key}"] = report[key]
     return {"mlflow_tags": tags, "mlflow_metrics": metrics}
 
 

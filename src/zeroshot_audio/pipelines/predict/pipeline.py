@@ -27,8 +27,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "predict_labels",
                     "params:predict",
                     "params:featurize",
-                    "params:embed_labels.encoder",
-                    "params:seed",
                     "params:device",
                 ],
                 outputs=[

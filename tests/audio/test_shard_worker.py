@@ -1,0 +1,41 @@
+"""``audio.shard_worker``: one shard -> one atomic Parquet file carrying the EmbedderSpec, plus its
+failure list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from tests.audio.sounds import write_clips
+from zeroshot_audio.audio import featurize as fz
+from zeroshot_audio.audio.shard_worker import ClipSpec, ShardTask, run_shard
+from zeroshot_audio.contracts.segment_table import EmbedderSpec, embedder_spec
+
+
+def test_a_shard_is_written_with_its_spec_and_failures(tmp_path: Path) -> None:
+    (ytid,) = write_clips(tmp_path, [2.0])
+    config = fz.FeaturizeConfig.from_params(
+        {
+            "audio_root": str(tmp_path),
+            "n_segments": 3,
+            "weights": {"allow_random": True, "download": False, "cache_dir": str(tmp_path)},
+        },
+        seed=2,
+        device="cpu",
+    )
+    spec = EmbedderSpec(n_segments=3, postprocess="none", final_relu=False, weights="random")
+    clips = (
+        ClipSpec(ytid, 0.0, 3.0, str(tmp_path / f"{ytid}.flac")),
+        ClipSpec("gone", 0.0, 3.0, str(tmp_path / "gone.flac")),
+    )
+    task = ShardTask(
+        0, clips, str(tmp_path / "s.parquet"), str(tmp_path / "s.json"), config, None, spec
+    )
+    result = run_shard(task, fingerprint="test")
+    assert (result.n_ok, result.n_failed, result.n_examples, result.n_padded) == (1, 1, 2, 0)
+    table = pq.read_table(tmp_path / "s.parquet")
+    assert table.column("ytid").to_pylist() == [ytid] and embedder_spec(table.schema) == spec
+    failures = json.loads((tmp_path / "s.json").read_text())
+    assert [(f["ytid"], f["reason"]) for f in failures] == [("gone", "missing_file")]
