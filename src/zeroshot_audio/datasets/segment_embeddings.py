@@ -103,7 +103,13 @@ class SegmentEmbeddingsDataset(AbstractVersionedDataset[pa.Table | ShardedTable,
         for part, table in zip(parts, tables, strict=True):
             _check_schema(table.schema, part)
         schema = tables[0].schema.remove_metadata()
-        return pa.concat_tables([t.replace_schema_metadata(None).cast(schema) for t in tables])
+        table = pa.concat_tables([t.replace_schema_metadata(None).cast(schema) for t in tables])
+        # provenance travels with the data: keep the EmbedderSpec the shards carry (all alike)
+        specs = {str(segment_table.embedder_spec(t.schema)) for t in tables}
+        if len(specs) > 1:
+            raise DatasetError(f"{folder}: its shards carry different embedder specs {specs}")
+        spec = segment_table.embedder_spec(tables[0].schema)
+        return table if spec is None else segment_table.with_embedder_spec(table, spec)
 
     # -- save ------------------------------------------------------------------------------
 

@@ -22,6 +22,9 @@ import torch
 from tests.conftest import SOUNDS_DIR
 from zeroshot_audio.audio import vggish
 from zeroshot_audio.audio.featurize import FeaturizeConfig
+from zeroshot_audio.contracts.checkpoint import Checkpoint
+from zeroshot_audio.contracts.label_table import LabelEncoderSpec
+from zeroshot_audio.contracts.segment_table import EmbedderSpec
 from zeroshot_audio.model.attention import ModelConfig, TemporalAttentionModel
 from zeroshot_audio.predict import Predictor, featurize_config_for_model
 from zeroshot_audio.text import EncoderConfig, TextEncoder
@@ -155,6 +158,19 @@ def planted_checkpoint(
         "segment_dtype": "float32",
         "label_encoder": dict(ENCODER),
     }
+
+
+def typed_checkpoint(planted_dict: dict) -> Checkpoint:
+    """The planted (plain) checkpoint as the typed ``Checkpoint`` that ``trained_models`` holds."""
+    keys = ("method", "rotation", "threshold", "train_classes", "validation_classes",
+            "test_classes", "segment_dtype", "validation_micro_f1")  # fmt: skip
+    return Checkpoint(
+        model_config=planted_dict["config"],
+        state_dict=planted_dict["state_dict"],
+        embedder=EmbedderSpec(postprocess="none", final_relu=False, weights="random"),
+        label_encoder=LabelEncoderSpec(**planted_dict["label_encoder"]),
+        **{k: planted_dict[k] for k in keys},
+    )
 
 
 @pytest.fixture(scope="session")

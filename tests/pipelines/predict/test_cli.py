@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from kedro.io import Version
 from kedro_datasets.pandas import ParquetDataset
 
-from tests.pipelines.predict.conftest import OTHER_LABELS, TARGET_LABEL
+from tests.pipelines.predict.conftest import OTHER_LABELS, TARGET_LABEL, typed_checkpoint
 from tests.test_kedro_run import make_project_copy
 from zeroshot_audio.cli import cli
 from zeroshot_audio.datasets.torch_model import TorchModelDataset
@@ -76,7 +76,7 @@ def test_the_command_tags_files_and_reports_a_bad_one_and_a_missing_model(plante
 
     TorchModelDataset(
         filepath=str(project / "data/06_models/trained_models.pt"), version=Version(None, None)
-    ).save({"rot0/temporal_attention": planted["checkpoint"]})
+    ).save({"rot0/temporal_attention": typed_checkpoint(planted["checkpoint"])})
     ParquetDataset(
         filepath=str(project / "data/04_feature/label_embeddings.parquet"),
         version=Version(None, None),

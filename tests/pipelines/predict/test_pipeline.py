@@ -21,6 +21,7 @@ from tests.pipelines.predict.conftest import (
     SEED,
     TARGET_LABEL,
     TONE_SPANS,
+    typed_checkpoint,
 )
 from zeroshot_audio.datasets.torch_model import TorchModelDataset
 from zeroshot_audio.pipelines.predict import create_pipeline
@@ -54,7 +55,8 @@ def make_catalog(tmp_path: Path, checkpoint: dict, predict_params: dict) -> Data
     models = TorchModelDataset(
         filepath=str(tmp_path / "trained_models.pt"), version=Version(None, None)
     )
-    models.save({"rot0/temporal_attention": checkpoint})  # the train stage's format and dataset
+    # the train stage's format and dataset
+    models.save({"rot0/temporal_attention": typed_checkpoint(checkpoint)})
     catalog = DataCatalog.from_config(config, save_version="2024-09-01T00.00.00.000Z")
     catalog["trained_models"] = TorchModelDataset(
         filepath=str(tmp_path / "trained_models.pt"), version=Version(None, None)

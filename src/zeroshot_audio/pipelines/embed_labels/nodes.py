@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zeroshot_audio.contracts.label_table import LabelEncoderSpec, with_encoder_spec
 from zeroshot_audio.text import LabelEmbeddingConfig, TextEncoder, build_label_texts
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ def embed_labels(
         device: the project-wide `device` parameter (`auto` = CUDA when present).
 
     Returns:
-        `label_embeddings` (`mid`, `text`, `embedding` as float32 arrays) and
+        `label_embeddings` (`mid`, `text`, `embedding` as float32 arrays; its `LabelEncoderSpec`
+        in `attrs`, kept by the Parquet file) and
         `embed_labels_report`, whose `mlflow_tags`/`mlflow_metrics` record the model on the run.
     """
     if not isinstance(params, LabelEmbeddingConfig):
@@ -43,7 +45,18 @@ def embed_labels(
     vectors = encoder.encode(texts["text"].tolist(), progress=True)
     encode_seconds = time.perf_counter() - t1
 
-    label_embeddings = texts.assign(embedding=list(vectors))
+    spec = LabelEncoderSpec(
+        source="text_encoder",
+        model_name_or_path=config.model_name_or_path,
+        revision=config.revision,
+        pooling=config.pooling,
+        normalize=config.normalize,
+        max_length=config.max_length,
+        text_source=text_source,
+        dimension=encoder.dim,
+    )
+    # provenance travels with the data: train copies it into every checkpoint
+    label_embeddings = with_encoder_spec(texts.assign(embedding=list(vectors)), spec)
     norms = np.linalg.norm(vectors, axis=1) if len(vectors) else np.zeros(0)
     report: dict[str, Any] = {
         "model_id": encoder.source.model_id,

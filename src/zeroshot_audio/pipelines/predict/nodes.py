@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.predict import (
     PredictConfig,
     Predictor,
@@ -29,12 +30,27 @@ from zeroshot_audio.predict import (
 logger = logging.getLogger(__name__)
 
 
+def _as_mapping(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The plain mapping ``zeroshot_audio.predict`` reads (until it reads a Checkpoint itself):
+    ``config``/``gamma`` keys and the label encoder as ``EncoderConfig`` parameters."""
+    spec = checkpoint.label_encoder
+    fields = ("model_name_or_path", "revision", "pooling", "normalize", "max_length")
+    encoder = {k: getattr(spec, k) for k in fields} if spec.source == "text_encoder" else {}
+    return {
+        **checkpoint.to_dict(),
+        "config": checkpoint.model_config,
+        "gamma": checkpoint.gamma,
+        "label_encoder": encoder,
+    }
+
+
 def select_predict_model(
-    trained_models: dict[str, dict[str, Any]], predict_params: dict[str, Any]
+    trained_models: dict[str, Checkpoint], predict_params: dict[str, Any]
 ) -> dict[str, Any]:
     """The checkpoint named by ``predict.model`` (``auto``: best temporal-attention rotation)."""
     config = PredictConfig.from_params(predict_params)
-    name, checkpoint = select_checkpoint(trained_models, config.model)
+    plain = {name: _as_mapping(checkpoint) for name, checkpoint in trained_models.items()}
+    name, checkpoint = select_checkpoint(plain, config.model)
     logger.info(
         "predict with %s (method %s, gamma %s, validation micro-F1 %s)",
         name,
