@@ -36,6 +36,8 @@ def test_shards_with_different_specs_are_refused(tmp_path):
     dataset.save(_table(spec=EmbedderSpec(n_segments=2, width=3)))
     other = SegmentEmbeddingsDataset(filepath=str(tmp_path / "other"))
     other.save(with_embedder_spec(_table(), EmbedderSpec(n_segments=2, width=3, weights="random")))
-    (tmp_path / "other" / "part-000000.parquet").rename(tmp_path / "segments" / "part-000001.parquet")
+    (tmp_path / "other" / "part-000000.parquet").rename(
+        tmp_path / "segments" / "part-000001.parquet"
+    )
     with pytest.raises(DatasetError, match="different embedder specs"):
         dataset.load()

@@ -129,7 +129,7 @@ def test_no_trained_models_says_what_to_run():
 def test_evaluate_parameters_reject_unknown_keys_naming_them():
     with pytest.raises(ValueError, match=r"unknown evaluate parameter\(s\) \['batchsize'\]"):
         EvaluateConfig.from_dict({**PARAMS["evaluate"], "batchsize": 3})
-    with pytest.raises(ValueError, match=r"evaluate.threshold parameter\(s\) \['rul'\]"):
+    with pytest.raises(ValueError, match=r"unknown threshold parameter\(s\) \['rul'\]"):
         EvaluateConfig.from_dict({**PARAMS["evaluate"], "threshold": {"rul": "tuned"}})
     with pytest.raises(ValueError, match=r"evaluate.heatmaps parameter\(s\) \['clips'\]"):
         EvaluateConfig.from_dict({**PARAMS["evaluate"], "heatmaps": {"clips": 3}})

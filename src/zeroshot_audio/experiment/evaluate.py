@@ -27,29 +27,10 @@ from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.experiment.clips import ClipTable, label_encoder_spec
 from zeroshot_audio.experiment.protocol import label_matrix, multi_hot
 from zeroshot_audio.model.attention import TemporalAttentionModel
-from zeroshot_audio.model.metrics import THRESHOLD_RULES, apply_threshold_rule, zero_rule
+from zeroshot_audio.model.metrics import ThresholdConfig, apply_threshold_rule, zero_rule
 from zeroshot_audio.model.training import make_clip_set, score_clips
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ThresholdConfig:
-    """How scores become tags: ``tuned`` (the checkpoint's), ``fixed`` or ``top_k``."""
-
-    rule: str = "tuned"
-    fixed: float = 0.0
-    top_k: int = 1
-
-    def __post_init__(self) -> None:
-        if self.rule not in THRESHOLD_RULES:
-            raise ValueError(
-                f"evaluate.threshold.rule must be one of {THRESHOLD_RULES}, got {self.rule!r}"
-            )
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> ThresholdConfig:
-        return build_strict(cls, values, "evaluate.threshold")
 
 
 @dataclass(frozen=True)
