@@ -146,11 +146,8 @@ def check_provenance(
                 f"model {name!r} was trained on segment embeddings made differently from "
                 f"segment_embeddings now ({audio}: trained vs now); re-run `train`"
             )
-        text = {
-            k: (v, labels.to_dict()[k])
-            for k, v in checkpoint.label_encoder.to_dict().items()
-            if v != labels.to_dict()[k]
-        }
+        trained, now = checkpoint.label_encoder.to_dict(), labels.to_dict()
+        text = {k: (v, now[k]) for k, v in trained.items() if v != now[k]}
         if text:
             raise ValueError(
                 f"model {name!r} was trained on label embeddings of another encoder than "
@@ -185,8 +182,8 @@ def score_rotation(
         )
     y_true = multi_hot(test_clips["labels"], classes)
     embeddings = label_matrix(label_embeddings, classes)
-    test_set = make_clip_set(table.segments, table.n_valid, test_clips["row"].to_numpy(), y_true,
-                             embeddings)  # fmt: skip
+    rows = test_clips["row"].to_numpy()
+    test_set = make_clip_set(table.segments, table.n_valid, rows, y_true, embeddings)
     keep = np.ones(len(test_clips), bool) if attention_for is None else np.asarray(attention_for)
     reference = pd.concat(
         [
@@ -270,9 +267,8 @@ def score_rotations(
             if rotation == heatmap_rotation:
                 classes = next(iter(checkpoints.values())).test_classes
                 y_true = multi_hot(test_clips["labels"], classes)
-                chosen = heatmap_positions(y_true, test_clips["ytid"].to_numpy(),
-                                           config.heatmaps.n_clips)  # fmt: skip
-                keep[chosen] = True
+                ytids = test_clips["ytid"].to_numpy()
+                keep[heatmap_positions(y_true, ytids, config.heatmaps.n_clips)] = True
         rotations[rotation] = score_rotation(
             table, checkpoints, model_splits, label_embeddings, config, keep
         )
@@ -307,9 +303,10 @@ def heatmap_clips(
 ) -> list[dict[str, Any]]:
     """The attention panels of the heat-map figure (``report.figures.attention_heatmaps``)."""
     rotation = config.rotation or next(iter(scores.rotations))
-    scored = scores.rotations[rotation]
-    if config.method not in scored.methods:
+    if rotation not in scores.rotations or config.method not in scores.rotations[rotation].methods:
+        logger.warning("heat maps: no %s model of rotation %s was scored", config.method, rotation)
         return []
+    scored = scores.rotations[rotation]
     order = heatmap_positions(scored.y_true, scored.clips["ytid"].to_numpy(), config.n_clips)
     attention = scored.attention_of(config.method, order)
     result = scored.methods[config.method]

@@ -44,8 +44,8 @@ def embed_labels(
     label_embeddings = with_encoder_spec(
         texts.assign(embedding=list(vectors)), _spec(config, text_source, encoder.dim)
     )
-    report = _report(encoder, config, text_source, vectors, n_truncated, load_seconds,
-                     encode_seconds)  # fmt: skip
+    seconds = (load_seconds, encode_seconds)
+    report = _report(encoder, config, text_source, vectors, n_truncated, *seconds)
     logger.info(
         "Embedded %d labels with %s (%s pooling, dim %d) in %.2f s",
         len(label_embeddings),
