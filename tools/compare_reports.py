@@ -11,15 +11,19 @@ import json
 import math
 import sys
 
-RENAMES = [("eval/", "evaluate/"), ("loc/", "evaluate/localisation/"),
-           ("eval.threshold_rule", "evaluate.threshold_rule"), ("loc.rule", "evaluate.localisation_rule"),
-           ("loc.degraded", "evaluate.degraded")]
+RENAMES = [
+    ("eval/", "evaluate/"),
+    ("loc/", "evaluate/localisation/"),
+    ("eval.threshold_rule", "evaluate.threshold_rule"),
+    ("loc.rule", "evaluate.localisation_rule"),
+    ("loc.degraded", "evaluate.degraded"),
+]
 
 
 def rename(key):
     for old, new in RENAMES:
         if key.startswith(old):
-            return new + key[len(old):]
+            return new + key[len(old) :]
     return key
 
 
@@ -40,7 +44,9 @@ def walk(a, b, path, out):
         out["numbers"] += 1
         if a != b and not (math.isnan(a) and math.isnan(b)):
             d = abs(a - b)
-            (out["close"] if d < 1e-9 else out["differ"]).append(f"{path}: {a!r} vs {b!r} (|d|={d:.3g})")
+            (out["close"] if d < 1e-9 else out["differ"]).append(
+                f"{path}: {a!r} vs {b!r} (|d|={d:.3g})"
+            )
     else:
         out["other"] += 1
         if a != b:
@@ -50,9 +56,11 @@ def walk(a, b, path, out):
 for before, after in zip(sys.argv[1::2], sys.argv[2::2]):
     out = {"numbers": 0, "other": 0, "close": [], "differ": [], "structure": []}
     walk(json.load(open(before)), json.load(open(after)), "", out)
-    print(f"{before}\n  vs {after}")
-    print(f"  {out['numbers']} numbers, {out['other']} strings/bools/nulls compared; "
-          f"exactly equal except {len(out['close'])} within 1e-9; "
-          f"{len(out['differ'])} differ; {len(out['structure'])} structural differences")
+    sys.stdout.write(f"{before}\n  vs {after}\n")
+    sys.stdout.write(
+        f"  {out['numbers']} numbers, {out['other']} strings/bools/nulls compared; "
+        f"exactly equal except {len(out['close'])} within 1e-9; "
+        f"{len(out['differ'])} differ; {len(out['structure'])} structural differences\n"
+    )
     for line in (out["differ"] + out["structure"])[:30]:
-        print("   ", line)
+        sys.stdout.write(f"    {line}\n")
