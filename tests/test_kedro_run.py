@@ -56,12 +56,12 @@ def test_full_run_reports_every_method_and_evaluate_alone_reuses_the_models(
     runs = mlflow_runs(full_run_project)
     full_run = runs.iloc[0]
     assert full_run["tags.vggish_weights"] == "random"  # degraded mode is visible on the run
-    assert "metrics.eval/temporal_attention/micro_f1_mean" in runs.columns
+    assert "metrics.evaluate/temporal_attention/micro_f1_mean" in runs.columns
     client = mlflow.MlflowClient()
     logged = {a.path for a in client.list_artifacts(full_run["run_id"])}
     assert {"models", "reports", "figures"} <= logged
     history = client.get_metric_history(
-        full_run["run_id"], "training_history.rot0/temporal_attention/train_loss"
+        full_run["run_id"], "train/rot0/temporal_attention/train_loss"
     )
     assert 1 <= len(history) <= 4
 

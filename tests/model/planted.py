@@ -22,7 +22,7 @@ PROTOTYPE_NORM = 4.0
 class PlantedData:
     label_embeddings: np.ndarray  # [K, E]
     class_fold: np.ndarray  # [K]
-    segments: np.ndarray  # [N, T, 128]
+    segments: np.ndarray  # [N, T, segment_dim]
     n_valid: np.ndarray  # [N]
     clip_fold: np.ndarray  # [N]
     targets: np.ndarray  # [N, K] bool
@@ -48,12 +48,14 @@ def make_planted(
     max_labels: int = 2,
     quantised: bool = False,
     seed: int = 0,
+    segment_dim: int = SEGMENT_DIM,
 ) -> PlantedData:
+    """``segment_dim`` is the width of a segment vector (VGGish's 128 by default; any works)."""
     rng = np.random.default_rng(seed)
     n_classes = n_folds * classes_per_fold
     label_embeddings = rng.normal(size=(n_classes, semantic_dim)).astype(np.float32)
     label_embeddings /= np.linalg.norm(label_embeddings, axis=1, keepdims=True)
-    linear_map = rng.normal(size=(SEGMENT_DIM, semantic_dim)) / np.sqrt(semantic_dim)
+    linear_map = rng.normal(size=(segment_dim, semantic_dim)) / np.sqrt(semantic_dim)
     prototypes = label_embeddings @ linear_map.T
     prototypes += 0.1 * rng.normal(size=prototypes.shape)
     # Unit-norm prototypes times PROTOTYPE_NORM: per-dimension values stay well inside AudioSet's
@@ -65,8 +67,8 @@ def make_planted(
     clip_fold = np.repeat(np.arange(n_folds), clips_per_fold)
     n_valid = rng.integers(min_valid, n_segments + 1, size=n_clips)
     # Background: isotropic noise whose norm is background_scale x a prototype's norm.
-    background_std = background_scale * PROTOTYPE_NORM / np.sqrt(SEGMENT_DIM)
-    segments = rng.normal(scale=background_std, size=(n_clips, n_segments, SEGMENT_DIM))
+    background_std = background_scale * PROTOTYPE_NORM / np.sqrt(segment_dim)
+    segments = rng.normal(scale=background_std, size=(n_clips, n_segments, segment_dim))
     targets = np.zeros((n_clips, n_classes), dtype=bool)
     active = np.zeros((n_clips, n_segments, n_classes), dtype=bool)
     for i in range(n_clips):
@@ -77,13 +79,13 @@ def make_planted(
         for c in chosen:
             length = int(rng.integers(1, 3))
             for t in free[:length]:
-                noise = rng.normal(scale=segment_noise * background_std, size=SEGMENT_DIM)
+                noise = rng.normal(scale=segment_noise * background_std, size=segment_dim)
                 segments[i, t] = prototypes[c] + noise
                 active[i, t, c] = True
             free = free[length:]
             targets[i, c] = True
         segments[i, n_valid[i] :] = rng.normal(
-            scale=50.0, size=(n_segments - n_valid[i], SEGMENT_DIM)
+            scale=50.0, size=(n_segments - n_valid[i], segment_dim)
         )
 
     if quantised:

@@ -5,6 +5,9 @@ import io
 import pytest
 import torch
 
+from zeroshot_audio.contracts.checkpoint import Checkpoint
+from zeroshot_audio.contracts.label_table import LabelEncoderSpec
+from zeroshot_audio.contracts.segment_table import EmbedderSpec
 from zeroshot_audio.model.attention import ModelConfig, TemporalAttentionModel, dequantize
 
 
@@ -106,6 +109,29 @@ def test_invalid_config_is_refused():
         ModelConfig(semantic_dim=4, gamma=1.5)
     with pytest.raises(ValueError, match="tau"):
         ModelConfig(semantic_dim=4, tau=0)
+    # a typo is an error naming the key, never a silent default (tau = 1)
+    with pytest.raises(ValueError, match=r"unknown model parameter\(s\) \['tua'\]"):
+        ModelConfig.from_dict({"semantic_dim": 4, "tua": 0.5})
+
+
+def test_model_is_rebuilt_from_a_typed_checkpoint(model):
+    checkpoint = Checkpoint(
+        model_config=model.config.to_dict(),
+        state_dict=model.checkpoint()["state_dict"],
+        method="temporal_attention",
+        rotation={"name": "rot0", "train": [0], "validation": 1, "test": 2},
+        threshold=0.1,
+        train_classes=[],
+        validation_classes=[],
+        test_classes=[],
+        embedder=EmbedderSpec(),
+        label_encoder=LabelEncoderSpec(),
+    )
+    restored = TemporalAttentionModel.from_checkpoint(checkpoint)
+    x, mask, labels = _inputs()
+    assert restored.config == model.config and not restored.training
+    with torch.no_grad():
+        torch.testing.assert_close(restored(x, mask, labels).scores, model(x, mask, labels).scores)
 
 
 def test_standardisation_buffers_travel_with_the_checkpoint(model):

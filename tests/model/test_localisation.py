@@ -71,7 +71,7 @@ def test_rule_parameters_are_checked():
         LocalisationRule("peaks")
     with pytest.raises(ValueError, match=r"\(0, 1\]"):
         LocalisationRule("mass", 1.5)
-    with pytest.raises(ValueError, match="unknown localisation parameter"):
+    with pytest.raises(ValueError, match=r"unknown localisation parameter\(s\) \['threshold'\]"):
         LocalisationRule.from_dict({"rule": "mass", "threshold": 0.3})
     assert LocalisationRule.from_dict({"rule": "max_ratio"}).value == 0.5
 

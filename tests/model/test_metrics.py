@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from zeroshot_audio.model.metrics import (
+    ThresholdConfig,
     apply_threshold_rule,
     classification_metrics,
     top_k_predictions,
@@ -65,3 +66,13 @@ def test_zero_rule_predicts_the_k_most_frequent_reference_classes():
     assert k == 2  # mean label count 2
     assert predictions.tolist() == [[True, True, False, False]] * 3
     assert scores[0].tolist() == pytest.approx([0.75, 0.75, 0.25, 0.25])
+
+
+def test_threshold_config_rejects_unknown_keys_and_bad_values_naming_them():
+    assert ThresholdConfig.from_dict({"rule": "top_k", "top_k": 3}).top_k == 3
+    with pytest.raises(ValueError, match=r"unknown threshold parameter\(s\) \['topk'\]"):
+        ThresholdConfig.from_dict({"rule": "top_k", "topk": 3})
+    with pytest.raises(ValueError, match="must be one of"):
+        ThresholdConfig(rule="median")
+    with pytest.raises(ValueError, match="top_k must be >= 1"):
+        ThresholdConfig(rule="top_k", top_k=0)

@@ -70,7 +70,7 @@ def test_empty_split_and_bad_settings_are_refused():
         fit(model, train, empty, FitConfig(show_progress=False), seed=0)
     with pytest.raises(ValueError, match="optimizer"):
         FitConfig(optimizer="lbfgs")
-    with pytest.raises(ValueError, match="unknown fit parameters"):
+    with pytest.raises(ValueError, match=r"unknown train.fit parameter\(s\) \['learning_rte'\]"):
         FitConfig.from_dict({"epochs": 3, "learning_rte": 0.1})
 
 

@@ -1,11 +1,11 @@
-"""``TorchModelDataset``: a versioned file of named PyTorch checkpoints (state_dict + config + facts).
+"""``TorchModelDataset``: a versioned file of named, typed checkpoints (``trained_models``).
 
-The data is a mapping ``name -> checkpoint`` where each checkpoint is a dict with at least
-``config`` (plain values needed to rebuild the network) and ``state_dict`` (tensors), plus any plain
-metadata (rotation, method, tuned threshold, class list, label encoder...). It is written with
+The data is a mapping ``name -> Checkpoint`` (``contracts.checkpoint``; name
+``<rotation>/<method>``). On disk it is ``{name: Checkpoint.to_dict()}`` written with
 ``torch.save`` and read back with ``torch.load(weights_only=True)``: only tensors and plain Python
 values, never pickled code, so a checkpoint from anywhere is safe to open. One file holds every
-rotation and method of a training run, so ``evaluate`` and ``predict`` load one consistent set.
+rotation and method of a training run, so ``evaluate`` and ``predict`` load one consistent set. A
+foreign, corrupt or older-format file is a ``DatasetError`` that names the file and says what to do.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from kedro.io.core import (
 )
 from kedro_datasets._typing import TablePreview
 
+from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.datasets.atomic import write_atomically
 
-Checkpoints = dict[str, dict[str, Any]]
-_PREVIEW_KEYS = ("rotation", "method", "threshold", "best_epoch", "n_classes", "n_train_clips")
+Checkpoints = dict[str, Checkpoint]
+_PREVIEW_FIELDS = ("method", "threshold", "validation_micro_f1", "best_epoch", "n_train_clips")
 
 
 class TorchModelDataset(AbstractVersionedDataset[Checkpoints, Checkpoints]):
@@ -79,14 +80,22 @@ class TorchModelDataset(AbstractVersionedDataset[Checkpoints, Checkpoints]):
             raise DatasetError(
                 f"{load_path} is not a checkpoint file written by TorchModelDataset: {error}"
             ) from error
-        _validate(data, load_path)
-        return data
+        return _checkpoints(data, load_path)
 
     def save(self, data: Checkpoints) -> None:
         save_path = get_filepath_str(self._get_save_path(), self._protocol)
-        _validate(data, save_path)
+        if not isinstance(data, Mapping):
+            raise DatasetError(
+                f"{save_path}: expected a mapping name -> Checkpoint, got {type(data)}"
+            )
+        for name, entry in data.items():
+            if not isinstance(entry, Checkpoint):
+                raise DatasetError(
+                    f"{save_path}: trained_models[{name!r}] is a {type(entry).__name__}, not a "
+                    "Checkpoint (zeroshot_audio.contracts.checkpoint)"
+                )
         buffer = io.BytesIO()
-        torch.save({name: dict(entry) for name, entry in data.items()}, buffer)
+        torch.save({name: entry.to_dict() for name, entry in data.items()}, buffer)
         if self._protocol == "file":  # temp + fsync + rename: a kill never leaves half a file
             write_atomically(Path(save_path), lambda tmp: tmp.write_bytes(buffer.getvalue()))
         else:
@@ -117,23 +126,38 @@ class TorchModelDataset(AbstractVersionedDataset[Checkpoints, Checkpoints]):
         return summarise_checkpoints(data).to_dict(orient="split")
 
 
-def summarise_checkpoints(data: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per checkpoint: name, the common facts, config and parameter count."""
+def summarise_checkpoints(data: Mapping[str, Checkpoint]) -> pd.DataFrame:
+    """One row per checkpoint: name, rotation, the key facts, gamma, config and parameter count."""
     rows = []
-    for name, entry in data.items():
-        row: dict[str, Any] = {"name": name}
-        row.update({k: entry[k] for k in _PREVIEW_KEYS if k in entry})
-        row["n_parameters"] = int(sum(t.numel() for t in entry["state_dict"].values()))
-        row.update({f"config.{k}": v for k, v in entry["config"].items()})
+    for name, checkpoint in data.items():
+        row: dict[str, Any] = {"name": name, "rotation": checkpoint.rotation["name"]}
+        row.update({k: getattr(checkpoint, k) for k in _PREVIEW_FIELDS})
+        row["n_classes"] = len(checkpoint.train_classes)
+        row["embedder"] = checkpoint.embedder.source
+        row["label_encoder"] = checkpoint.label_encoder.model_name_or_path or (
+            checkpoint.label_encoder.source
+        )
+        row["n_parameters"] = int(sum(t.numel() for t in checkpoint.state_dict.values()))
+        row.update({f"config.{k}": v for k, v in checkpoint.model_config.items()})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _validate(data: Any, where: str) -> None:
+def _checkpoints(data: Any, where: str) -> Checkpoints:
+    """The stored plain dicts as Checkpoints; anything else is a DatasetError naming ``where``."""
     if not isinstance(data, Mapping):
         raise DatasetError(f"{where}: expected a mapping name -> checkpoint, got {type(data)}")
+    out: Checkpoints = {}
     for name, entry in data.items():
-        if not isinstance(entry, Mapping) or not {"config", "state_dict"} <= set(entry):
+        if not isinstance(entry, Mapping):
+            raise DatasetError(f"{where}: checkpoint {name!r} is a {type(entry).__name__}")
+        if "config" in entry and "model_config" not in entry:
             raise DatasetError(
-                f"{where}: checkpoint {name!r} must be a mapping with 'config' and 'state_dict'"
+                f"{where}: checkpoint {name!r} has the untyped format of an older zeroshot-audio "
+                "(a 'config' key, no provenance); retrain: kedro run --pipeline=train"
             )
+        try:
+            out[str(name)] = Checkpoint.from_dict(entry)
+        except (ValueError, TypeError) as error:
+            raise DatasetError(f"{where}: checkpoint {name!r}: {error}") from error
+    return out

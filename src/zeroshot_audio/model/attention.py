@@ -1,8 +1,9 @@
 """The temporal-attention zero-shot audio tagger of Dogan et al. (IWAENC 2024), in one file.
 
-A clip is a sequence of T segment embeddings x_t (VGGish, 128-d); a class is a label embedding e_c
-(a sentence encoder's vector of its name/description). Both are mapped into one D-dimensional space
-by small fc + tanh networks, a_t = f(x_t) and s_c = h(e_c), and scored by their dot product:
+A clip is a sequence of T segment embeddings x_t (VGGish: 128 values; any width works); a class is
+a label embedding e_c (a sentence encoder's vector of its name/description). Both are mapped into
+one D-dimensional space by small fc + tanh networks, a_t = f(x_t) and s_c = h(e_c), and scored by
+their dot product:
 
     g[t, c]     = a_t . s_c                                   segment-by-class compatibility
     alpha[t, c] = softmax over the clip's valid t of g[t, c] / tau    temporal attention per class
@@ -27,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from zeroshot_audio.config import build_strict
+from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.contracts.segment_table import EMBEDDING_SIZE as SEGMENT_DIM
 from zeroshot_audio.contracts.segment_table import dequantize
 
@@ -100,7 +102,7 @@ class TemporalAttentionModel(nn.Module):
         self.segment_std.copy_(std.to(self.segment_std).clamp(min=1e-6))
 
     def embed_segments(self, segments: Tensor) -> Tensor:
-        """[B, T, 128] (uint8 or float) -> a: [B, T, D]."""
+        """[B, T, acoustic_dim] (uint8 or float) -> a: [B, T, joint_dim]."""
         x = (dequantize(segments) - self.segment_mean) / self.segment_std
         return self.acoustic(x)
 
@@ -135,15 +137,22 @@ class TemporalAttentionModel(nn.Module):
         return ModelOutput(scores=scores, attention=attention)
 
     def checkpoint(self) -> dict[str, Any]:
-        """Plain-data form (config dict + CPU state_dict), loadable with ``torch.load(weights_only=True)``."""
+        """Plain-data weights (config dict + CPU state_dict), loadable with
+        ``torch.load(weights_only=True)``; a trained model's full record is a ``Checkpoint``."""
         return {
             "config": self.config.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
         }
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Mapping[str, Any]) -> TemporalAttentionModel:
-        """Rebuild from ``checkpoint()`` output (or any mapping with ``config`` and ``state_dict``)."""
-        model = cls(ModelConfig.from_dict(checkpoint["config"]))
-        model.load_state_dict(checkpoint["state_dict"])
+    def from_checkpoint(cls, checkpoint: Checkpoint | Mapping[str, Any]) -> TemporalAttentionModel:
+        """Rebuild from a :class:`Checkpoint` (``model_config`` + ``state_dict``), or from the
+        plain ``checkpoint()`` mapping (``config`` + ``state_dict``); in eval mode."""
+        if isinstance(checkpoint, Checkpoint):
+            config, state_dict = checkpoint.model_config, checkpoint.state_dict
+        else:
+            config = checkpoint["model_config" if "model_config" in checkpoint else "config"]
+            state_dict = checkpoint["state_dict"]
+        model = cls(ModelConfig.from_dict(config))
+        model.load_state_dict(state_dict)
         return model.eval()

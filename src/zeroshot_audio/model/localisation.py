@@ -19,12 +19,14 @@ No Kedro here: plain numpy/pandas/scikit-learn, usable from a notebook.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
+
+from zeroshot_audio.config import build_strict
 
 LOCALISATION_RULES = ("uniform_ratio", "max_ratio", "mass")
 _DEFAULT_VALUES = {"uniform_ratio": 1.0, "max_ratio": 0.5, "mass": 0.8}
@@ -74,14 +76,7 @@ class LocalisationRule:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> LocalisationRule:
         """Build from a parameters block, rejecting unknown keys (a typo must not be ignored)."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(
-                f"unknown localisation parameter(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
-        return cls(**values)
+        return build_strict(cls, values, "localisation")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

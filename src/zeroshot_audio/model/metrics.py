@@ -11,14 +11,38 @@ Conventions (stated once, used everywhere):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from sklearn.metrics import average_precision_score, f1_score
 
+from zeroshot_audio.config import build_strict
+
 ZERO_DIVISION = 0.0
 ThresholdRule = Literal["tuned", "fixed", "top_k"]
 THRESHOLD_RULES: tuple[str, ...] = ("tuned", "fixed", "top_k")
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    """How scores become tags, in ``evaluate`` and ``predict`` alike: ``tuned`` (the checkpoint's
+    validation threshold), ``fixed`` (score >= ``fixed``) or ``top_k`` (the ``top_k`` best)."""
+
+    rule: str = "tuned"
+    fixed: float = 0.0
+    top_k: int = 1
+
+    def __post_init__(self) -> None:
+        if self.rule not in THRESHOLD_RULES:
+            raise ValueError(f"threshold rule must be one of {THRESHOLD_RULES}, got {self.rule!r}")
+        if int(self.top_k) < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> ThresholdConfig:
+        return build_strict(cls, values, "threshold")
 
 
 def tune_global_threshold(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:

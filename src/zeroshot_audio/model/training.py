@@ -1,6 +1,6 @@
 """Fitting and scoring the temporal-attention model over contiguous tensors.
 
-The whole segment table lives in one [N, T, 128] tensor on the training device (uint8 when the
+The whole segment table lives in one [N, T, W] tensor (W = 128 for VGGish) on the training device (uint8 when the
 table is quantised, so 2M AudioSet clips take 2.6 GB), and a split is a vector of row indices into
 it. A batch is one fancy-index of that tensor: no per-sample Dataset, no collate, no host-to-device
 copy per step. Validation after every epoch picks the checkpoint (early stopping on a parameterised
@@ -14,7 +14,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from zeroshot_audio.config import build_strict
 from zeroshot_audio.model.attention import TemporalAttentionModel, dequantize
 from zeroshot_audio.model.loss import warp_loss
 from zeroshot_audio.model.metrics import mean_average_precision, tune_global_threshold
@@ -78,18 +79,15 @@ class FitConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> FitConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"unknown fit parameters {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**dict(values))
+        """Build from ``train.fit`` parameters; an unknown key is an error naming it."""
+        return build_strict(cls, values, "train.fit")
 
 
 @dataclass
 class ClipSet:
     """One split: row indices into the shared segment tensor, its targets and its classes."""
 
-    segments: Tensor  # [N_all, T, 128], uint8 or float32, shared by every split
+    segments: Tensor  # [N_all, T, W], uint8 or float32, shared by every split
     n_valid: Tensor  # [N_all] int64
     rows: Tensor  # [n] int64 rows of this split
     targets: Tensor  # [n, C] bool
@@ -103,7 +101,7 @@ class ClipSet:
         return self.segments.device
 
     def batch(self, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(segments [B, T, 128], valid mask [B, T], targets [B, C]) for split positions."""
+        """(segments [B, T, W], valid mask [B, T], targets [B, C]) for split positions."""
         rows = self.rows[positions]
         n_segments = self.segments.shape[1]
         mask = torch.arange(n_segments, device=self.device)[None, :] < self.n_valid[rows, None]
@@ -113,7 +111,7 @@ class ClipSet:
 def segments_to_device(
     embeddings: np.ndarray, n_valid: np.ndarray, device: torch.device
 ) -> tuple[Tensor, Tensor]:
-    """The [N, T, 128] table and its valid counts as device tensors (zero-copy on CPU)."""
+    """The [N, T, W] table and its valid counts as device tensors (zero-copy on CPU)."""
     with warnings.catch_warnings():
         # Arrow-backed arrays are read-only; the tensor is never written to.
         warnings.simplefilter("ignore", UserWarning)
@@ -150,7 +148,7 @@ def segment_statistics(clips: ClipSet, chunk: int = 4096) -> tuple[Tensor, Tenso
     for start in range(0, len(clips), chunk):
         positions = torch.arange(start, min(start + chunk, len(clips)), device=clips.device)
         x, mask, _ = clips.batch(positions)
-        valid = dequantize(x)[mask]  # [n_valid_segments, 128]
+        valid = dequantize(x)[mask]  # [n_valid_segments, W]
         total += valid.sum(dim=0, dtype=torch.float64)
         squares += valid.square().sum(dim=0, dtype=torch.float64)
         count += valid.shape[0]
@@ -204,11 +202,19 @@ def score_clips(
     batch_size: int = 4096,
     gamma: float | None = None,
     with_attention: bool = False,
+    attention_for: np.ndarray | None = None,
     mixed_precision: bool = True,
     margin: float | None = None,
 ) -> dict[str, Any]:
-    """Scores [n, C] (and optionally attention [n, T, C], and the mean loss) for a whole split."""
+    """Scores [n, C] (and optionally attention [n, T, C], and the mean loss) for a whole split.
+
+    ``attention_for`` (bool [n]) keeps the attention of those clips only ([m, T, C], in split
+    order): the attention of a large test split need not be held whole when a few clips use it.
+    """
     model.eval()
+    keep = None
+    if attention_for is not None:
+        keep = torch.as_tensor(np.asarray(attention_for, dtype=bool), device=clips.device)
     scores, attention = [], []
     loss_sum, loss_clips = 0.0, 0
     for start in range(0, len(clips), batch_size):
@@ -223,7 +229,10 @@ def score_clips(
             loss_clips += n_with_positive
         scores.append(batch_scores.cpu())
         if with_attention:
-            attention.append(out.attention.float().cpu())
+            batch_attention = out.attention.float()
+            if keep is not None:
+                batch_attention = batch_attention[keep[positions]]
+            attention.append(batch_attention.cpu())
     n_classes = clips.label_embeddings.shape[0]
     result: dict[str, Any] = {
         "scores": torch.cat(scores).numpy() if scores else np.zeros((0, n_classes), np.float32)

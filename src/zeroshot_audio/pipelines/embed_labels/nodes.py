@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zeroshot_audio.contracts.label_table import LabelEncoderSpec, with_encoder_spec
 from zeroshot_audio.text import LabelEmbeddingConfig, TextEncoder, build_label_texts
 
 logger = logging.getLogger(__name__)
@@ -17,18 +18,14 @@ logger = logging.getLogger(__name__)
 def embed_labels(
     audioset_classes: pd.DataFrame, params: dict[str, Any], device: str = "auto"
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Embed every class of `audioset_classes` once, with the model loaded once.
-
-    Args:
-        audioset_classes: the class table (`mid`, `display_name`, `description`, ...).
-        params: `embed_labels` parameters, validated into a `LabelEmbeddingConfig` here. (Not a
-            typed node parameter: Kedro would then hand the other stages that read
-            `params:embed_labels.encoder` a dataclass instead of the mapping they expect.)
-        device: the project-wide `device` parameter (`auto` = CUDA when present).
+    """Embed every class of `audioset_classes` (`mid`, `display_name`, ...) once, the model
+    loaded once. `params` (`embed_labels`) is validated into a `LabelEmbeddingConfig` here: as a
+    typed node parameter, Kedro would hand the stages that read `params:embed_labels.encoder` a
+    dataclass instead of a mapping. `device`: `auto` = CUDA when present.
 
     Returns:
-        `label_embeddings` (`mid`, `text`, `embedding` as float32 arrays) and
-        `embed_labels_report`, whose `mlflow_tags`/`mlflow_metrics` record the model on the run.
+        `label_embeddings` (`mid`, `text`, `embedding` float32; its `LabelEncoderSpec` in `attrs`,
+        kept by the Parquet file) and `embed_labels_report` (with `mlflow_tags`/`mlflow_metrics`).
     """
     if not isinstance(params, LabelEmbeddingConfig):
         params = LabelEmbeddingConfig.from_dict(dict(params))
@@ -43,7 +40,47 @@ def embed_labels(
     vectors = encoder.encode(texts["text"].tolist(), progress=True)
     encode_seconds = time.perf_counter() - t1
 
-    label_embeddings = texts.assign(embedding=list(vectors))
+    # provenance travels with the data: train copies it into every checkpoint
+    label_embeddings = with_encoder_spec(
+        texts.assign(embedding=list(vectors)), _spec(config, text_source, encoder.dim)
+    )
+    seconds = (load_seconds, encode_seconds)
+    report = _report(encoder, config, text_source, vectors, n_truncated, *seconds)
+    logger.info(
+        "Embedded %d labels with %s (%s pooling, dim %d) in %.2f s",
+        len(label_embeddings),
+        encoder.source.model_id,
+        config.pooling,
+        encoder.dim,
+        encode_seconds,
+    )
+    return label_embeddings, report
+
+
+def _spec(config: Any, text_source: str, dimension: int) -> LabelEncoderSpec:
+    """What made the vectors: enough for predict to embed new label texts the same way."""
+    return LabelEncoderSpec(
+        source="text_encoder",
+        model_name_or_path=config.model_name_or_path,
+        revision=config.revision,
+        pooling=config.pooling,
+        normalize=config.normalize,
+        max_length=config.max_length,
+        text_source=text_source,
+        dimension=dimension,
+    )
+
+
+def _report(
+    encoder: TextEncoder,
+    config: Any,
+    text_source: str,
+    vectors: np.ndarray,
+    n_truncated: int,
+    load_seconds: float,
+    encode_seconds: float,
+) -> dict[str, Any]:
+    """``embed_labels_report``: the model, its settings, timing; MLflow tags and metrics."""
     norms = np.linalg.norm(vectors, axis=1) if len(vectors) else np.zeros(0)
     report: dict[str, Any] = {
         "model_id": encoder.source.model_id,
@@ -57,7 +94,7 @@ def embed_labels(
         "max_length": encoder.max_length,
         "text_source": text_source,
         "device": str(encoder.device),
-        "n_classes": len(label_embeddings),
+        "n_classes": len(vectors),
         "n_truncated": n_truncated,
         "load_seconds": round(load_seconds, 3),
         "encode_seconds": round(encode_seconds, 3),
@@ -73,17 +110,9 @@ def embed_labels(
         },
         "mlflow_metrics": {
             "label_embedding_dim": encoder.dim,
-            "label_n_classes": len(label_embeddings),
+            "label_n_classes": len(vectors),
             "label_n_truncated": n_truncated,
             "label_encode_seconds": round(encode_seconds, 3),
         },
     }
-    logger.info(
-        "Embedded %d labels with %s (%s pooling, dim %d) in %.2f s",
-        len(label_embeddings),
-        encoder.source.model_id,
-        config.pooling,
-        encoder.dim,
-        encode_seconds,
-    )
-    return label_embeddings, report
+    return report

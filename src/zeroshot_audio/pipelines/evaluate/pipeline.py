@@ -1,4 +1,5 @@
-"""``evaluate``: F1/mAP of every method on the held-out test clips, table, figures, MLflow."""
+"""``evaluate``: F1/mAP and localisation of every method on the held-out test clips, table,
+figures, MLflow. Every test clip is scored once per model (``score_test_clips``)."""
 
 from kedro.pipeline import Pipeline, node
 
@@ -17,9 +18,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "segment_embeddings",
                     "label_embeddings",
                     "clip_folds",
+                    "strong_labels",
                     "params:evaluate",
                     "params:device",
-                    "params:embed_labels.encoder",
                 ],
                 outputs=["test_scores", "test_predictions"],
                 name="score_test_clips",
@@ -27,16 +28,10 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 score_localisation,
                 inputs=[
-                    "trained_models",
-                    "model_splits",
-                    "segment_embeddings",
-                    "label_embeddings",
-                    "clip_folds",
+                    "test_scores",
                     "strong_labels",
                     "params:evaluate",
                     "params:predict.localisation",
-                    "params:featurize.segment_s",
-                    "params:device",
                 ],
                 outputs="localisation_report",
                 name="score_localisation",
@@ -60,7 +55,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 plot_attention_heatmaps,
-                inputs=["test_scores", "params:evaluate"],
+                inputs=["test_scores", "label_embeddings", "params:evaluate"],
                 outputs="attention_heatmaps",
                 name="plot_attention_heatmaps",
             ),

@@ -32,7 +32,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:train",
                     "params:seed",
                     "params:device",
-                    "params:embed_labels.encoder",
                 ],
                 outputs=["trained_models", "training_history", "training_report"],
                 name="train_models",

@@ -1,0 +1,139 @@
+"""``experiment.evaluate``: one scoring pass per model feeds tags, predictions and heat maps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tests.planted_catalog import PARAMS, planted_catalog, planted_training
+from zeroshot_audio.contracts.label_table import with_encoder_spec
+from zeroshot_audio.experiment import evaluate
+from zeroshot_audio.experiment.evaluate import (
+    EvaluateConfig,
+    heatmap_clips,
+    prediction_table,
+    score_rotations,
+)
+from zeroshot_audio.experiment.protocol import METHODS
+
+
+def _config(**threshold):
+    values = dict(PARAMS["evaluate"])
+    if threshold:
+        values["threshold"] = {**values["threshold"], **threshold}
+    return EvaluateConfig.from_dict(values)
+
+
+def _score(config=None, labels=None, strong=True, models=None):
+    trained, inputs = planted_training(), planted_catalog()
+    return score_rotations(
+        trained["table"],
+        trained["run"].checkpoints if models is None else models,
+        trained["splits"],
+        inputs["label_embeddings"] if labels is None else labels,
+        config or _config(),
+        inputs["strong_labels"] if strong else None,
+    )
+
+
+def test_each_model_scores_each_test_clip_once_with_scores_and_attention(monkeypatch):
+    calls = []
+    real = evaluate.score_clips
+
+    def counting(model, clips, **kwargs):
+        calls.append(len(clips))
+        return real(model, clips, **kwargs)
+
+    monkeypatch.setattr(evaluate, "score_clips", counting)
+    scores = _score()
+    n_models = len(planted_training()["run"].checkpoints)
+    assert len(calls) == n_models  # one pass per model: tags, localisation, heat maps
+    for rotation in scores.rotations.values():
+        assert list(rotation.methods) == [
+            "zero_rule",
+            "temporal_attention",
+            "uniform",
+            "supervised",
+        ]
+        n = len(rotation.clips)
+        for name, result in rotation.methods.items():
+            assert result.scores.shape == result.predictions.shape == (n, len(rotation.classes))
+            if name != "zero_rule":
+                shape = (len(rotation.attention_rows), 10, len(rotation.classes))
+                assert result.attention.shape == shape
+                np.testing.assert_allclose(result.attention.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_without_strong_labels_every_clip_keeps_its_attention_and_it_is_the_same():
+    with_strong, every = _score(), _score(strong=False)
+    for name, rotation in every.rotations.items():
+        assert len(rotation.attention_rows) == len(rotation.clips)
+        kept = with_strong.rotations[name]
+        for method in ("temporal_attention", "uniform"):
+            np.testing.assert_array_equal(
+                kept.attention_of(method, kept.attention_rows),
+                rotation.attention_of(method, kept.attention_rows),
+            )
+            np.testing.assert_array_equal(
+                kept.methods[method].scores, rotation.methods[method].scores
+            )
+
+
+def test_top_k_tags_exactly_k_classes_and_fixed_uses_its_value():
+    table = prediction_table(_score(_config(rule="top_k", top_k=2)))
+    trained = table[table["method"] != "zero_rule"]
+    assert (trained["predicted"].map(len) == 2).all()
+    none = prediction_table(_score(_config(rule="fixed", fixed=1e9)))
+    assert (none.loc[none["method"] != "zero_rule", "predicted"].map(len) == 0).all()
+    # the zero-rule is its own rule: its k most frequent classes, whatever the threshold rule
+    assert (none.loc[none["method"] == "zero_rule", "predicted"].map(len) >= 1).all()
+
+
+def test_all_methods_are_scored_on_the_same_held_out_test_clips():
+    table = prediction_table(_score())
+    splits = planted_training()["splits"]
+    for rotation, by_rotation in table.groupby("rotation"):
+        test = splits[(splits["rotation"] == rotation) & (splits["role"] == "test")]
+        per_method = {m: set(g["ytid"]) for m, g in by_rotation.groupby("method")}
+        assert set(per_method) == set(METHODS)
+        assert all(clips == set(test["ytid"]) for clips in per_method.values())
+
+
+def test_heatmap_clips_are_the_most_labelled_with_their_attention():
+    scores = _score()
+    clips = heatmap_clips(scores, {}, _config().heatmaps)
+    assert len(clips) == PARAMS["evaluate"]["heatmaps"]["n_clips"]
+    counts = [int(c["labels"].sum()) for c in clips]
+    assert counts == sorted(counts, reverse=True)
+    for clip in clips:
+        np.testing.assert_allclose(clip["attention"].sum(axis=0), 1.0, rtol=1e-5)
+        assert np.all(clip["attention"][clip["n_valid"] :] == 0)
+
+
+def test_label_embeddings_of_another_encoder_are_refused():
+    labels = planted_catalog()["label_embeddings"]
+    other = dataclasses.replace(
+        planted_training()["run"].checkpoints["rot0/uniform"].label_encoder, pooling="cls"
+    )
+    with pytest.raises(ValueError, match=r"another encoder.*pooling.*re-run `train`"):
+        _score(labels=with_encoder_spec(labels, other))
+
+
+def test_no_trained_models_says_what_to_run():
+    with pytest.raises(ValueError, match="kedro run --pipeline=train"):
+        _score(models={})
+
+
+def test_evaluate_parameters_reject_unknown_keys_naming_them():
+    with pytest.raises(ValueError, match=r"unknown evaluate parameter\(s\) \['batchsize'\]"):
+        EvaluateConfig.from_dict({**PARAMS["evaluate"], "batchsize": 3})
+    with pytest.raises(ValueError, match=r"unknown threshold parameter\(s\) \['rul'\]"):
+        EvaluateConfig.from_dict({**PARAMS["evaluate"], "threshold": {"rul": "tuned"}})
+    with pytest.raises(ValueError, match=r"evaluate.heatmaps parameter\(s\) \['clips'\]"):
+        EvaluateConfig.from_dict({**PARAMS["evaluate"], "heatmaps": {"clips": 3}})
+    with pytest.raises(ValueError, match=r"evaluate.localisation parameter\(s\) \['overlap'\]"):
+        EvaluateConfig.from_dict({**PARAMS["evaluate"], "localisation": {"overlap": 0.1}})
+    with pytest.raises(ValueError, match="must be one of"):
+        EvaluateConfig.from_dict({**PARAMS["evaluate"], "threshold": {"rule": "median"}})
