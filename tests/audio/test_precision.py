@@ -177,8 +177,8 @@ def test_measured_bound_matches_what_auto_may_choose(weights, examples, referenc
     with torch.inference_mode():
         floor = precision.byte_difference(reference, nchw(examples))
         measured = {"bf16": precision.byte_difference(reference, bf16(examples))}
-    print(f"fp32 NCHW vs channels_last: {floor.as_dict()}")
-    print(f"bf16 vs fp32: {measured['bf16'].as_dict()}")
+    logging.getLogger(__name__).info("fp32 NCHW vs channels_last: %s", floor.as_dict())
+    logging.getLogger(__name__).info("bf16 vs fp32: %s", measured["bf16"].as_dict())
     assert floor.within_bound and floor.max_steps <= 1
     for mode, diff in measured.items():
         assert diff.within_bound == (mode in precision.WITHIN_BOUND), (mode, diff)
