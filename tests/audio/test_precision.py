@@ -25,7 +25,7 @@ import soundfile as sf
 import torch
 
 from zeroshot_audio.audio import precision, vggish
-from zeroshot_audio.contracts.segment_table import QUANTIZE_STEP
+from zeroshot_audio.contracts.segment_table import QUANTIZE_STEP, quantize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_AUDIO = REPO_ROOT / "data" / "01_raw" / "default" / "audio"
@@ -195,3 +195,69 @@ def test_pinned_staging_delivers_the_batch() -> None:
         np.testing.assert_array_equal(on_device.cpu().numpy(), scale * batch)
     if device == "cuda":
         assert staging._buffer is not None and staging._buffer.is_pinned()
+
+
+@pytest.mark.slow
+def test_bf16_sized_byte_changes_leave_the_planted_f1_within_noise(weights, examples, reference):
+    """A PROXY for bf16's effect on what is learnt (the planted-structure data are synthetic,
+    not VGGish outputs): the signed byte changes bf16 makes on real clips are resampled onto the
+    planted uint8 segments, and the temporal-attention model is trained on both versions."""
+    from tests.model.planted import make_planted
+    from zeroshot_audio.model.attention import ModelConfig, TemporalAttentionModel
+    from zeroshot_audio.model.metrics import classification_metrics, tune_global_threshold
+    from zeroshot_audio.model.training import (
+        FitConfig,
+        fit,
+        make_clip_set,
+        score_clips,
+        segments_to_device,
+    )
+
+    bf16 = vggish.build_embedder(weights, seed=0, precision="bf16")
+    with torch.inference_mode():
+        measured = bf16(examples)
+    mean, std = reference.mean(0), reference.std(0)
+    steps = quantize((measured - mean) / std).int() - quantize((reference - mean) / std).int()
+    steps = steps.flatten().numpy()
+    assert (steps != 0).mean() > 0.5  # the bf16 change is real, not a no-op
+
+    data = make_planted(
+        seed=2, semantic_dim=5, classes_per_fold=12, clips_per_fold=200, background_scale=1.5,
+        quantised=True,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    noisy = data.segments.astype(np.int32) + rng.choice(steps, size=data.segments.shape)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    f1 = {}
+    try:
+        for name, segs in (("fp32", data.segments), ("bf16", np.clip(noisy, 0, 255))):
+            segments, n_valid = segments_to_device(
+                segs.astype(np.uint8), data.n_valid, torch.device("cpu")
+            )
+
+            def clip_set(fold, segments=segments, n_valid=n_valid):
+                rows, classes = data.clips_of([fold]), data.classes_of([fold])
+                targets = data.targets[np.ix_(rows, classes)]
+                emb = data.label_embeddings[classes]
+                return make_clip_set(segments, n_valid, rows, targets, emb)
+
+            train, validation, test = clip_set(0), clip_set(1), clip_set(2)
+            torch.manual_seed(0)
+            model = TemporalAttentionModel(ModelConfig(semantic_dim=5, joint_dim=64, gamma=0.5))
+            fit_config = FitConfig(
+                epochs=25, batch_size=32, learning_rate=3e-3, patience=6, show_progress=False
+            )
+            fit(model, train, validation, fit_config, seed=0)
+            threshold, _ = tune_global_threshold(
+                validation.targets.numpy(), score_clips(model, validation)["scores"]
+            )
+            scores = score_clips(model, test)["scores"]
+            f1[name] = classification_metrics(test.targets.numpy(), scores >= threshold, scores)[
+                "micro_f1"
+            ]
+    finally:
+        torch.set_num_threads(threads)
+    logging.getLogger(__name__).info("planted micro-F1: %s", f1)
+    # Seed-to-seed spread of this F1 is ~0.05 (tests/model/test_planted_structure.py: 0.75-0.85)
+    assert abs(f1["bf16"] - f1["fp32"]) < 0.05, f1
