@@ -1,20 +1,29 @@
-"""Featurize throughput: the batched driver vs a naive baseline, side by side in one run.
+"""Featurize throughput per precision, side by side in one run, with the error of each mode.
 
-Baseline (what a first implementation does): decode each clip, numpy float64 log-mel frontend
-(the reference formulas, one clip at a time), then one VGGish forward per clip (its 10 examples)
-with the model in PyTorch's default NCHW layout under ``torch.no_grad``.
+Rows (each configuration in its own fresh process, on the same N real 10-s clips: the bundled
+default dataset, else mixtures of ../shared sound events; the same seeded random weights, whose
+FLOPs equal the official ones):
 
-Ours: ``zeroshot_audio.audio.featurize.featurize`` (background decoding, torch frontend, batches
-gathered across clips, channels_last weights, ``inference_mode``) for several batch sizes.
+- per-clip: the reference-equivalent path (the public torchvggish port's way): decode a clip,
+  numpy float64 log-mel frontend, one VGGish forward per clip in PyTorch's default NCHW layout
+  (on the project's 1-s example layout, so that its bytes compare with fp32's: a second,
+  independent fp32 implementation gives the noise floor of the byte comparison).
+- fp32 / bf16 / int8: decode the clips in turn and embed examples gathered across clips in batches
+  of ``--batch-size`` through ``VGGishEmbedder`` at that precision (torch float64 frontend,
+  channels_last). int8 is torch.ao static post-training quantisation (x86/oneDNN, VNNI),
+  calibrated on the first 4 clips; measured for the record, not offered by featurize.
+- driver: ``featurize.featurize`` itself (background decoding, shards written), fp32, batch 64.
 
-Every configuration runs in its own fresh process (so peak RSS is its own) on the same N real
-10-s clips (the bundled default dataset, else mixtures of ../shared sound events) with the same
-randomly initialised weights (the FLOPs are identical to the official ones). Also printed: the
-FLOPs of one 0.96-s example counted by torch's FlopCounterMode and by hand, the machine's
-measured float32 matmul GFLOP/s, and the fraction of it each configuration reaches.
+The configurations run interleaved (round 1: A B C ..., round 2: A B C ...) ``--repeats`` times and
+the medians are printed, so a machine loaded by other jobs hurts them alike. Also printed: FLOPs
+per 0.96-s example (FlopCounterMode and by hand), the machine's measured peak per dtype (2048^3
+matmul in fp32 and bf16, torch._int_mm in int8, best of 5, before and after the runs), each mode's
+fraction of the peak of its own dtype, and its error against fp32: the fraction of AudioSet uint8
+bytes that change (random weights: per-dimension standardisation with fp32's mean/std as the
+stand-in for the release's PCA; see audio/precision.py) and the largest change in steps.
 
-    python benchmarks/bench_featurize.py                 # default: 16 clips, ~1-3 min on 2 cores
-    python benchmarks/bench_featurize.py --n-clips 64 --batch-sizes 32 128 --workers 2
+    python benchmarks/bench_featurize.py                  # 16 clips, 3 rounds: ~5 min on 2 cores
+    python benchmarks/bench_featurize.py --n-clips 32 --repeats 5 --modes per-clip fp32 bf16
 """
 
 from __future__ import annotations
@@ -73,12 +82,8 @@ def clip_files(n: int, scratch: Path) -> list[Path]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _peak_rss_mb(workers: int) -> float:
-    """This process's peak RSS, plus ``workers`` x the largest worker's for a process pool (the
-    kernel reports only the largest child's peak: an upper bound of the pool's total)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if workers > 1 else 0
-    return (own + workers * children) / 1024  # Linux: KiB
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def numpy_examples(wave):
@@ -97,72 +102,174 @@ def numpy_examples(wave):
     return np.stack([log_mel[i * 96 : (i + 1) * 96] for i in range(n)])
 
 
-def run_baseline(files: list[str], seed: int) -> dict:
+def decode(path: str):
     import soundfile as sf
+
+    wave, sr = sf.read(path, dtype="float32")
+    assert sr == SR and wave.ndim == 1, path
+    return wave[: 10 * SR]
+
+
+def run_per_clip(files: list[str], seed: int) -> dict:
+    import numpy as np
     import torch
 
     from zeroshot_audio.audio import vggish
 
+    def clip_examples(path: str):  # the project's layout (one example per 1-s segment), so
+        # the embeddings compare with the other rows'; the same 10 examples' cost as a 0.96-s hop
+        return np.concatenate([numpy_examples(w) for w in example_windows(decode(path))])
+
     net = vggish.random_init_(vggish.VGGish(), seed).eval()
-    n_examples = 0
+    outputs = []
     with torch.no_grad():
-        net(
-            torch.from_numpy(numpy_examples(sf.read(files[0], dtype="float32")[0]))
-            .float()
-            .unsqueeze(1)
-        )
+        net(torch.from_numpy(clip_examples(files[0])).float().unsqueeze(1))
         started = time.perf_counter()
         for f in files:
-            wave, sr = sf.read(f, dtype="float32")
-            assert sr == SR and wave.ndim == 1
-            examples = numpy_examples(wave[: 10 * SR])
-            x = torch.from_numpy(examples).float().unsqueeze(1)
-            net(x)
-            n_examples += len(x)
-    return {"seconds": time.perf_counter() - started, "n_examples": n_examples}
+            x = torch.from_numpy(clip_examples(f)).float().unsqueeze(1)
+            outputs.append(net(x))
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "embeddings": torch.cat(outputs).numpy()}
 
 
-def run_ours(files: list[str], seed: int, batch_size: int, workers: int) -> dict:
+def example_windows(wave):
+    """The 0.96-s example at the start of every whole second of the clip."""
+    import numpy as np
+
+    n = len(wave) // SR
+    return np.stack([wave[i * SR : i * SR + 15_600] for i in range(n)])
+
+
+def int8_network(network, calibration):
+    """torch.ao FX static post-training quantisation, x86 backend (oneDNN/fbgemm, VNNI): int8
+    convolutions and linears with per-channel weights, calibrated on ``calibration``."""
+    import copy
+    import warnings
+
+    import torch
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    torch.backends.quantized.engine = "x86"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notice
+        prepared = prepare_fx(
+            copy.deepcopy(network).eval(), get_default_qconfig_mapping("x86"), (calibration[:2],)
+        )
+        with torch.inference_mode():
+            for i in range(0, len(calibration), 32):
+                prepared(calibration[i : i + 32])
+        return convert_fx(prepared)
+
+
+def frontend_check(files: list[str], seed: int) -> str:
+    """The float64 frontend's share of the fp32 embedder's time, and what a float32 frontend
+    would change in the AudioSet bytes (on the first 4 clips)."""
+    import numpy as np
+    import torch
+
+    from zeroshot_audio.audio import precision, vggish
+
+    embedder = vggish.build_embedder(
+        vggish.LoadedWeights(None, None, "random", "unused", f"random:{seed}"), seed
+    )
+    x = torch.from_numpy(np.concatenate([example_windows(decode(f)) for f in files[:4]]))
+    fe = embedder.frontend
+    with torch.inference_mode():
+        embedder(x[:2])
+        t = time.perf_counter()
+        log_mel = fe(x)
+        t_frontend = time.perf_counter() - t
+        t = time.perf_counter()
+        reference = embedder(x)
+        t_total = time.perf_counter() - t
+        frames = x.unfold(-1, 400, 160) * fe.window.float()  # the same formulas in float32
+        mel32 = torch.fft.rfft(frames, n=512).abs() @ fe.mel_weights.float()
+        log_mel32 = torch.log(mel32 + 0.01).unsqueeze(1)
+        net_in = log_mel32.contiguous(memory_format=torch.channels_last)
+        diff = precision.byte_difference(reference, embedder.network(net_in))
+    return (
+        f"frontend (float64): {t_frontend / t_total:.1%} of the fp32 embedder's time; a float32 "
+        f"frontend: max log-mel error {(log_mel32 - log_mel).abs().max():.1e}, "
+        f"{diff.fraction_different:.3%} of bytes changed, max {diff.max_steps} step(s)"
+    )
+
+
+def run_mode(files: list[str], seed: int, mode: str, batch_size: int) -> dict:
+    import numpy as np
+    import torch
+
+    from zeroshot_audio.audio import vggish
+
+    weights = vggish.LoadedWeights(None, None, "random", "unused", f"random:{seed}")
+    embedder = vggish.build_embedder(weights, seed, precision="fp32" if mode == "int8" else mode)
+    if mode == "int8":
+        calib = np.concatenate([example_windows(decode(f)) for f in files[:4]])
+        with torch.inference_mode():
+            x = embedder.frontend(torch.from_numpy(calib))
+        embedder.network = int8_network(embedder.network, x)
+    with torch.inference_mode():
+        embedder(torch.from_numpy(example_windows(decode(files[0]))))  # warm-up
+        outputs, batch = [], []
+        started = time.perf_counter()
+        for f in files:
+            batch.append(example_windows(decode(f)))
+            if sum(len(b) for b in batch) >= batch_size:
+                outputs.append(embedder(torch.from_numpy(np.concatenate(batch))))
+                batch = []
+        if batch:
+            outputs.append(embedder(torch.from_numpy(np.concatenate(batch))))
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "embeddings": torch.cat(outputs).numpy()}
+
+
+def run_driver(files: list[str], seed: int, batch_size: int) -> dict:
+    import dataclasses
+
     import pandas as pd
 
     from zeroshot_audio.audio import featurize as fz
 
-    def config(work: str, workers: int) -> fz.FeaturizeConfig:
-        return fz.FeaturizeConfig.from_params(
-            {
-                "audio_root": str(Path(files[0]).parent),
-                "filename_pattern": "{ytid}" + Path(files[0]).suffix,
-                "weights": {"allow_random": True, "download": False, "cache_dir": work},
-                "batch_size": batch_size,
-                "shard_size": max(1, len(files) // workers),
-                "executor": {"max_workers": workers},
-                "work_dir": work,
-            },
-            seed=seed,
-            device="auto",
-        )
+    def config(work: str) -> fz.FeaturizeConfig:
+        params = {
+            "audio_root": str(Path(files[0]).parent),
+            "filename_pattern": "{ytid}" + Path(files[0]).suffix,
+            "weights": {"allow_random": True, "download": False, "cache_dir": work},
+            "batch_size": batch_size,
+            "shard_size": len(files),
+            "work_dir": work,
+        }
+        if "precision" in {f.name for f in dataclasses.fields(fz.FeaturizeConfig)}:
+            params["precision"] = "fp32"
+        return fz.FeaturizeConfig.from_params(params, seed=seed, device="cpu")
 
     clips = pd.DataFrame({"ytid": [Path(f).stem for f in files], "start_s": 0.0, "end_s": 10.0})
     with tempfile.TemporaryDirectory() as warm, tempfile.TemporaryDirectory() as work:
-        if workers == 1:  # build the model and warm oneDNN up, like the baseline (pools start cold)
-            fz.featurize(clips.iloc[:1], config(warm, 1), progress=False)
+        fz.featurize(clips.iloc[:1], config(warm), progress=False)  # model built, oneDNN warm
         started = time.perf_counter()
-        result = fz.featurize(clips, config(work, workers), progress=False)
+        result = fz.featurize(clips, config(work), progress=False)
         seconds = time.perf_counter() - started
     assert result.report["n_failed"] == 0, result.report["failures"][:3]
-    return {"seconds": seconds, "n_examples": result.report["n_examples_computed"]}
+    return {"seconds": seconds, "embeddings": None}
 
 
 def child_main(spec: dict) -> None:
     import logging
 
+    import numpy as np
+
     logging.disable(logging.WARNING)  # the random-weights warning, once per child
-    if spec["kind"] == "baseline":
-        out = run_baseline(spec["files"], spec["seed"])
+    kind, files, seed = spec["kind"], spec["files"], spec["seed"]
+    if kind == "per-clip":
+        out = run_per_clip(files, seed)
+    elif kind == "driver":
+        out = run_driver(files, seed, 64)
     else:
-        out = run_ours(spec["files"], spec["seed"], spec["batch_size"], spec["workers"])
-    out["peak_rss_mb"] = _peak_rss_mb(spec.get("workers", 1))
-    print("RESULT " + json.dumps(out), flush=True)
+        out = run_mode(files, seed, kind, spec["batch_size"])
+    embeddings = out.pop("embeddings")
+    if embeddings is not None and spec.get("save"):
+        np.save(spec["save"], embeddings)
+    print("RESULT " + json.dumps({**out, "peak_rss_mb": _peak_rss_mb()}), flush=True)
 
 
 def run_child(spec: dict) -> dict:
@@ -213,21 +320,35 @@ def count_flops() -> tuple[float, float]:
     return counted, by_hand / 1e9
 
 
-def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
-    """Best-of-``reps`` float32 GEMM throughput at torch's thread count."""
+def peak_gflops(dtype: str, n: int = 2048, reps: int = 5) -> float:
+    """Best-of-``reps`` GEMM throughput (GFLOP/s, or GOP/s for int8) at torch's thread count."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
+    if dtype == "int8":
+        a = torch.randint(-128, 128, (n, n), dtype=torch.int8)
+        b = torch.randint(-128, 128, (n, n), dtype=torch.int8)
+
+        def mm():
+            return torch._int_mm(a, b)
+    else:
+        kind = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+        a, b = torch.randn(n, n, dtype=kind), torch.randn(n, n, dtype=kind)
+
+        def mm():
+            return a @ b
+
+    mm()
     best = float("inf")
     for _ in range(reps):
         t = time.perf_counter()
-        a @ b
+        mm()
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
 
 # ---------------------------------------------------------------------------------------------
+
+MODE_DTYPE = {"per-clip": "fp32", "driver": "fp32", "fp32": "fp32", "bf16": "bf16", "int8": "int8"}
 
 
 def main() -> None:
@@ -235,9 +356,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n-clips", type=int, default=16)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--batch-size", type=int, default=64, help="examples per forward")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument(
-        "--workers", type=int, default=0, help="also run a process pool of this size"
+        "--modes", nargs="+", default=["per-clip", "fp32", "bf16", "int8", "driver"]
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -246,8 +368,16 @@ def main() -> None:
         child_main(json.loads(args.child))
         return
 
+    import logging
+    import statistics
+
+    import numpy as np
     import torch
 
+    from zeroshot_audio.audio import precision
+
+    if "per-clip" not in args.modes or "fp32" not in args.modes:
+        sys.exit("--modes must include per-clip (the baseline) and fp32 (the error reference)")
     with tempfile.TemporaryDirectory() as scratch:
         files = [str(f) for f in clip_files(args.n_clips, Path(scratch))]
         source = (
@@ -255,57 +385,72 @@ def main() -> None:
         )
         print(
             f"{len(files)} real 10-s clips ({source}); torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, CUDA: {torch.cuda.is_available()}"
+            f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+            f"CUDA: {torch.cuda.is_available()}, load average before: {os.getloadavg()[0]:.1f}"
         )
+        auto = precision.resolve_precision("auto", "cpu")
+        print(f"precision auto on this CPU -> {auto} (bf16 native: {precision.native_bf16('cpu')})")
         counted, by_hand = count_flops()
         print(
-            f"VGGish FLOPs per 0.96-s example: {counted:.3f} GFLOP (FlopCounterMode), {by_hand:.3f} GFLOP (by hand)"
+            f"VGGish FLOPs per 0.96-s example: {counted:.3f} GFLOP (FlopCounterMode), "
+            f"{by_hand:.3f} GFLOP (by hand)"
         )
-        peak_before = matmul_gflops()
-        print(f"float32 matmul (2048^3, best of 5): {peak_before:.1f} GFLOP/s")
+        logging.disable(logging.WARNING)  # the random-weights warning
+        print(frontend_check(files, args.seed), flush=True)
+        dtypes = sorted({MODE_DTYPE[m] for m in args.modes})
+        peaks = {d: peak_gflops(d) for d in dtypes}
 
-        specs = [("baseline: numpy frontend + 1 forward/clip", {"kind": "baseline"})]
-        specs += [
-            (f"ours: batch {b} examples", {"kind": "ours", "batch_size": b, "workers": 1})
-            for b in args.batch_sizes
-        ]
-        if args.workers > 1:
-            b = args.batch_sizes[-1]
-            specs.append(
-                (
-                    f"ours: {args.workers} processes, batch {b}",
-                    {"kind": "ours", "batch_size": b, "workers": args.workers},
-                )
-            )
-        results = []
-        for name, spec in specs:
-            r = run_child({**spec, "files": files, "seed": args.seed})
-            r["name"] = name
-            results.append(r)
-            print(f"  done: {name} ({r['seconds']:.1f} s)", flush=True)
-        peak_after = matmul_gflops()
-        peak = max(peak_before, peak_after)
+        seconds: dict[str, list[float]] = {m: [] for m in args.modes}
+        rss: dict[str, float] = {}
+        for r in range(args.repeats):
+            for mode in args.modes:
+                save = str(Path(scratch) / f"{mode}.npy") if r == 0 else None
+                spec = {"kind": mode, "files": files, "seed": args.seed, "save": save}
+                out = run_child({**spec, "batch_size": args.batch_size})
+                seconds[mode].append(out["seconds"])
+                rss[mode] = max(rss.get(mode, 0.0), out["peak_rss_mb"])
+                print(f"  round {r + 1}: {mode} {out['seconds']:.1f} s", flush=True)
+        peaks = {d: max(p, peak_gflops(d)) for d, p in peaks.items()}
+        load_after = os.getloadavg()[0]
 
-    base = results[0]
-    base_rate = len(files) / base["seconds"]
+        reference = np.load(Path(scratch) / "fp32.npy")
+        errors = {}
+        for mode in args.modes:
+            path = Path(scratch) / f"{mode}.npy"
+            if mode != "fp32" and path.exists():
+                errors[mode] = precision.byte_difference(reference, np.load(path))
+
     print(
-        f"\nfloat32 matmul after the runs: {peak_after:.1f} GFLOP/s; fractions below use {peak:.1f}"
+        "\npeak GEMM (2048^3, best of 5, before/after): "
+        + ", ".join(f"{d} {p:.0f} G{'OP' if d == 'int8' else 'FLOP'}/s" for d, p in peaks.items())
+        + f"; load average after: {load_after:.1f}"
     )
+    base_rate = len(files) / statistics.median(seconds["per-clip"])
     print(
-        f"{'configuration':44s} {'clips/s':>8s} {'ex/s':>7s} {'GFLOP/s':>8s} {'of peak':>8s} {'vs base':>8s} {'peak RSS':>9s}"
+        f"{'mode':10s} {'clips/s':>8s} {'vs per-clip':>11s} {'GFLOP/s':>8s} {'of peak':>8s} "
+        f"{'bytes differ':>12s} {'max step':>8s} {'bound':>6s} {'RSS':>7s}  runs (s)"
     )
-    for r in results:
-        rate = len(files) / r["seconds"]
-        ex_rate = r["n_examples"] / r["seconds"]
-        gflops = ex_rate * counted
+    for mode in args.modes:
+        rate = len(files) / statistics.median(seconds[mode])
+        gflops = rate * 10 * counted
+        err = errors.get(mode)
+        err_cols = (
+            f"{err.fraction_different:12.3%} {err.max_steps:8d} {'ok' if err.within_bound else 'FAIL':>6s}"
+            if err
+            else f"{'(ref)' if mode == 'fp32' else '-':>12s} {'':8s} {'':6s}"
+        )
         print(
-            f"{r['name']:44s} {rate:8.2f} {ex_rate:7.1f} {gflops:8.1f} {gflops / peak:8.0%} "
-            f"{rate / base_rate:7.2f}x {r['peak_rss_mb']:7.0f} MB"
+            f"{mode:10s} {rate:8.2f} {rate / base_rate:10.2f}x {gflops:8.1f} "
+            f"{gflops / peaks[MODE_DTYPE[mode]]:8.0%} {err_cols} {rss[mode]:5.0f}MB  "
+            + " ".join(f"{s:.1f}" for s in seconds[mode])
         )
+    auto_rate = len(files) / statistics.median(seconds[auto]) if auto in seconds else None
+    if auto_rate:
+        print(f"\nauto ({auto}): {auto_rate / base_rate:.2f}x the per-clip path")
     print(
-        "\nTimes cover decoding, frontend and network after one warm-up clip (model built); the "
-        "process pool starts cold (worker start-up and model builds included). "
-        "The CPU may be shared with other processes: compare rows of one run, not across runs."
+        "Medians of interleaved runs. Times cover decoding, frontend and network after one "
+        "warm-up clip (model built). Errors: first round's embeddings vs fp32's. The CPU may be "
+        "shared with other processes (see the load averages): compare rows of one run."
     )
 
 

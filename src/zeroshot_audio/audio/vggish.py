@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from zeroshot_audio.audio.precision import COMPUTE_DTYPES
 from zeroshot_audio.audio.vggish_params import (
     EMBEDDING_SIZE,
     EXAMPLE_SAMPLES,
@@ -191,7 +192,8 @@ class VGGishEmbedder(nn.Module):
     """Waveform examples ``[N, 15600]`` -> embeddings ``[N, 128]`` on one device.
 
     ``postprocess``: ``none`` (raw float32), ``pca`` (whitened + clipped float32) or
-    ``quantized`` (the AudioSet release's uint8).
+    ``quantized`` (the AudioSet release's uint8). ``precision`` (see audio/precision.py): the
+    network's arithmetic; the frontend is float64 -> float32 and the output float32 in every mode.
     """
 
     def __init__(
@@ -210,25 +212,31 @@ class VGGishEmbedder(nn.Module):
         self.postprocessor = postprocessor
         self.postprocess = postprocess
         self.channels_last = False
+        self.precision = "fp32"
 
     @property
     def output_dtype(self) -> str:
         return "uint8" if self.postprocess == "quantized" else "float32"
 
-    def optimize_for_inference(self, channels_last: bool = True) -> VGGishEmbedder:
-        """eval() + channels_last weights: oneDNN's fast NHWC convolutions on CPU, also good
-        for cuDNN; measured in benchmarks/bench_featurize.py."""
+    def optimize_for_inference(
+        self, channels_last: bool = True, precision: str = "fp32"
+    ) -> VGGishEmbedder:
+        """eval() + channels_last weights (oneDNN's fast NHWC convolutions on CPU, also good for
+        cuDNN) + the network's weights cast once to ``precision`` (``fp32`` or ``bf16``, already
+        resolved: see precision.resolve_precision); measured in benchmarks/bench_featurize.py."""
         self.eval()
         self.channels_last = channels_last
+        self.precision = precision
+        self.network.to(dtype=COMPUTE_DTYPES[precision])  # KeyError: unresolved mode
         if channels_last:
             self.network.features.to(memory_format=torch.channels_last)
         return self
 
     def forward(self, examples: torch.Tensor) -> torch.Tensor:
-        x = self.frontend(examples)
+        x = self.frontend(examples).to(COMPUTE_DTYPES[self.precision])
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        emb = self.network(x)
+        emb = self.network(x).float()
         if self.postprocess == "pca":
             return self.postprocessor.whiten(emb)
         if self.postprocess == "quantized":
@@ -480,6 +488,7 @@ def build_embedder(
     postprocess: str = "none",
     device: str | torch.device = "cpu",
     channels_last: bool = True,
+    precision: str = "fp32",
 ) -> VGGishEmbedder:
     """Frontend + network + post-processing, on ``device``, ready for inference."""
     network = build_network(weights, seed, final_relu)
@@ -494,4 +503,4 @@ def build_embedder(
         # published model's float32 arithmetic.
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
-    return embedder.to(device).optimize_for_inference(channels_last=channels_last)
+    return embedder.to(device).optimize_for_inference(channels_last, precision)
