@@ -71,7 +71,16 @@ def figure(v):
     return fig
 
 def models(v):
-    return {"rot0/ta": {"config": {"version": v}, "state_dict": {"w": torch.full((256, 256), v)}}}
+    from zeroshot_audio.contracts.checkpoint import Checkpoint
+    from zeroshot_audio.contracts.label_table import LabelEncoderSpec
+    from zeroshot_audio.contracts.segment_table import EmbedderSpec
+
+    return {"rot0/ta": Checkpoint(
+        model_config={"version": v}, state_dict={"w": torch.full((256, 256), v)},
+        method="ta", rotation={"name": "rot0"}, threshold=0.0, train_classes=[],
+        validation_classes=[], test_classes=[], embedder=EmbedderSpec(),
+        label_encoder=LabelEncoderSpec(),
+    )}
 """
 
 CHILD = """
@@ -102,7 +111,7 @@ def _version_of(name: str, loaded) -> int:
     if name == "markdown":
         return int(loaded.strip().splitlines()[-1].strip("| "))
     if name == "trained_models":
-        return loaded["rot0/ta"]["config"]["version"]
+        return loaded["rot0/ta"].model_config["version"]
     raise AssertionError(name)
 
 
