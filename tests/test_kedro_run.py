@@ -29,20 +29,31 @@ def test_ingest_and_split_outputs_of_the_default_run_are_versioned_and_tracked(f
 
 
 @pytest.mark.slow
-def test_audioset_env_ingests_and_splits_the_real_metadata(tmp_path, audioset_dir):
+@pytest.mark.parametrize(
+    ("folder", "n_clips", "min_classes"),
+    [
+        ("audioset_dir", 4_000 + 4_000 + 3_000, 20),  # the committed slices
+        pytest.param(
+            "full_audioset_dir", 22_160 + 20_371 + 2_041_789, 300, marks=pytest.mark.full_data
+        ),
+    ],
+)
+def test_audioset_env_ingests_and_splits_the_real_metadata(
+    tmp_path, request, folder, n_clips, min_classes
+):
     project = make_project_copy(tmp_path)
     kedro(
         project,
         "run",
         "--env=audioset",
         "--pipelines=ingest,split",
-        f"--params=audioset_root={audioset_dir}",
+        f"--params=audioset_root={request.getfixturevalue(folder)}",
     )
     report = pd.read_json(latest(project, "08_reporting/ingest_report.json"), typ="series")
-    assert report["n_clips"] == 22_160 + 20_371 + 2_041_789
+    assert report["n_clips"] == n_clips
     assert report["n_quarantined"] == 0
     split = pd.read_json(latest(project, "08_reporting/split_report.json"), typ="series")
-    assert split["n_selected_classes"] > 300
+    assert split["n_selected_classes"] > min_classes
     assert len(split["clips_per_fold"]) == 3
 
 
