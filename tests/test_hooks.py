@@ -1,15 +1,19 @@
-"""The project hooks put what nodes report on the active MLflow run."""
+"""The project hooks put what nodes report on the active MLflow run, and show the results."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import mlflow
 import pytest
 from kedro.io import DataCatalog, Version
+from kedro.pipeline import node, pipeline
 from kedro_datasets.json import JSONDataset
+from rich.console import Console
 
-from zeroshot_audio.hooks import MlflowArtifactHook, MlflowReportHook
+from zeroshot_audio.datasets.tables import MarkdownDataset
+from zeroshot_audio.hooks import MlflowArtifactHook, MlflowReportHook, ResultsTableHook
 
 
 @pytest.fixture
@@ -57,3 +61,70 @@ def test_datasets_flagged_as_artifacts_are_logged_from_the_versioned_file(run, t
     assert logged == ["reports/a_report.json", "reports/b_report.json"]
     local = client.download_artifacts(run.info.run_id, logged[0], str(tmp_path / "dl"))
     assert json.loads(open(local).read()) == {"n": 1}
+
+
+TABLE = """## Multi-label zero-shot audio classification
+
+| Method | micro-F1 | macro-F1 | mAP |
+| --- | ---: | ---: | ---: |
+| Zero-rule | 1.0 ± 0.1 | 2.0 ± 0.2 | 3.0 ± 0.3 |
+| Zero-shot, temporal attention | 41.5 ± 1.2 | 22.0 ± 2.0 | 33.3 ± 3.0 |
+"""
+
+
+def _evaluate_like(tmp_path, version: str):
+    """A catalog and pipeline shaped like `evaluate`'s end: a versioned table and report."""
+    catalog = DataCatalog(
+        {
+            "evaluation_table": MarkdownDataset(
+                filepath=str(tmp_path / "data/08_reporting/evaluation_table.md"),
+                version=Version(None, version),
+            ),
+            "evaluation_report": JSONDataset(
+                filepath=str(tmp_path / "data/08_reporting/evaluation_report.json"),
+                version=Version(None, version),
+            ),
+        }
+    )
+    summarise = node(
+        lambda: ({"micro_f1": 0.415}, TABLE),
+        inputs=None,
+        outputs=["evaluation_report", "evaluation_table"],
+        name="summarise",
+    )
+    return catalog, pipeline([summarise])
+
+
+def test_a_run_that_evaluated_ends_with_the_rendered_table_and_its_files(tmp_path):
+    newer = "2026-01-02T00.00.00.000Z"
+    catalog, evaluate = _evaluate_like(tmp_path, newer)
+    catalog.save("evaluation_report", {"micro_f1": 0.415})
+    catalog.save("evaluation_table", TABLE)
+    # a later version on disk must not be shown in place of the one this run wrote
+    later = tmp_path / "data/08_reporting/evaluation_table.md/2026-02-01T00.00.00.000Z"
+    later.mkdir(parents=True)
+    (later / "evaluation_table.md").write_text("| Method |\n| --- |\n| STALE |\n")
+    out = io.StringIO()
+    ResultsTableHook(Console(file=out, width=120)).after_pipeline_run(
+        run_params={"project_path": str(tmp_path)}, pipeline=evaluate, catalog=catalog
+    )
+    text = out.getvalue()
+    assert "Multi-label zero-shot audio classification" in text
+    assert "Zero-shot, temporal attention" in text and "41.5 ± 1.2" in text
+    assert "| ---" not in text  # rendered as a table, not echoed as Markdown source
+    assert "STALE" not in text
+    assert (
+        f"evaluation_table: data/08_reporting/evaluation_table.md/{newer}/evaluation_table.md"
+        in (text)
+    )
+    assert f"evaluation_report: data/08_reporting/evaluation_report.json/{newer}/" in text
+
+
+def test_a_run_without_evaluation_prints_nothing(tmp_path):
+    catalog, _ = _evaluate_like(tmp_path, "2026-01-01T00.00.00.000Z")
+    other = pipeline([node(lambda: {"a": 1}, inputs=None, outputs="evaluation_report")])
+    out = io.StringIO()
+    ResultsTableHook(Console(file=out)).after_pipeline_run(
+        run_params={}, pipeline=other, catalog=catalog
+    )
+    assert out.getvalue() == ""

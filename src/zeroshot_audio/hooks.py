@@ -9,6 +9,9 @@ Nodes stay pure: they return data, and these hooks (not the nodes) talk to MLflo
   of the run once saved, from the exact versioned file Kedro wrote. (kedro-mlflow's
   ``MlflowArtifactDataset`` cannot wrap a *versioned* dataset under Kedro 1.x: it stamps its own save
   version and the catalog rejects it, so reports, tables and figures are logged here instead.)
+
+And one for the person at the terminal: a run that produced ``evaluation_table`` (``kedro run``,
+``kedro run --pipeline=evaluate``) ends by printing it, rendered, with where its files are.
 """
 
 from __future__ import annotations
@@ -54,6 +57,14 @@ class MlflowReportHook:
                 mlflow.log_metrics(metrics)
 
 
+def saved_path(dataset: Any) -> Path | None:
+    """The file a dataset's save of this run went to (its run version, if versioned)."""
+    if isinstance(dataset, AbstractVersionedDataset) and dataset._version is not None:
+        return Path(dataset._get_versioned_path(dataset.resolve_save_version()))
+    path = getattr(dataset, "_filepath", None)
+    return None if path is None else Path(path)
+
+
 class MlflowArtifactHook:
     def __init__(self) -> None:
         self._catalog = None
@@ -70,10 +81,7 @@ class MlflowArtifactHook:
         folder = (getattr(dataset, "metadata", None) or {}).get("mlflow_artifact")
         if folder is None:
             return
-        if isinstance(dataset, AbstractVersionedDataset) and dataset._version is not None:
-            path = dataset._get_versioned_path(dataset.resolve_save_version())
-        else:
-            path = getattr(dataset, "_filepath", None)
+        path = saved_path(dataset)
         if path is None:
             log.warning("cannot log %s to MLflow: no local file path", dataset_name)
             return
@@ -81,3 +89,54 @@ class MlflowArtifactHook:
             mlflow.log_artifacts(str(path), artifact_path=str(folder) or None)
         else:
             mlflow.log_artifact(str(path), artifact_path=str(folder) or None)
+
+
+# What the end-of-run summary points to, in this order, when the run wrote it.
+RESULT_DATASETS = (
+    "evaluation_table",
+    "evaluation_report",
+    "localisation_report",
+    "evaluation_f1_chart",
+    "attention_heatmaps",
+)
+
+
+class ResultsTableHook:
+    """Print the evaluation table (Markdown, rendered by rich) and its files at the end of a run.
+
+    Only for runs whose pipeline produced ``evaluation_table``; it reads the exact version this
+    run saved, so what is printed is what was written.
+    """
+
+    def __init__(self, console: Any = None) -> None:
+        self._console = console
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        written = pipeline.all_outputs()
+        if "evaluation_table" not in written:
+            return
+        table = saved_path(catalog.get("evaluation_table"))
+        if table is None or not table.is_file():
+            log.warning("evaluation_table was not written to a file; nothing to show")
+            return
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        console = self._console or Console()
+        console.print()
+        console.print(Markdown(table.read_text(encoding="utf-8")))
+        console.print()
+        console.print("[bold]Results written to[/]:")
+        root = Path(run_params.get("project_path") or Path.cwd())
+        for name in RESULT_DATASETS:
+            path = saved_path(catalog.get(name)) if name in written else None
+            if path is not None and path.exists():
+                console.print(f"  {name}: {_relative(path, root)}", highlight=False, soft_wrap=True)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
