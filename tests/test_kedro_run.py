@@ -81,8 +81,27 @@ def test_full_run_reports_every_method_and_evaluate_alone_reuses_the_models(
     models = project / "data" / "06_models" / "trained_models.pt"
     tables = project / "data" / "08_reporting" / "evaluation_table.md"
     n_model_versions, n_tables = len(list(models.iterdir())), len(list(tables.iterdir()))
-    kedro(project, "run", "--pipeline=evaluate")
+    evaluated = kedro(project, "run", "--pipelines=evaluate")
     assert len(list(models.iterdir())) == n_model_versions  # nothing was retrained
     assert len(list(tables.iterdir())) == n_tables + 1
+    newest = sorted(tables.iterdir())[-1].name
+    assert "Zero-shot, temporal attention" in evaluated.stdout  # the table, printed at the end
+    assert f"evaluation_table: data/08_reporting/evaluation_table.md/{newest}/" in evaluated.stdout
     runs = mlflow_runs(project)
     assert len(runs) == 2 and (runs["status"] == "FINISHED").all()
+
+
+def test_the_run_log_reads_one_line_per_node_and_ends_with_the_results(full_run_project):
+    """No third-party deprecation warning, no Kedro echo lines; the table and its files last."""
+    log = (full_run_project / "kedro_run.log").read_text()
+    for noise in ("register_new_resolver", "Add type hints", "Replacing dataset", "Completed node"):
+        assert noise not in log
+    assert "Warning" not in log  # no Python warning of any kind reached the log
+    nodes = log.count("Running node:")
+    assert nodes >= 10 and log.count(" INFO ") < 6 * nodes  # a few lines per node, not a dozen
+    assert "Loading data from" not in log and "Saving data to" not in log
+    results = log[log.index("Pipeline execution completed") :]
+    assert "Multi-label zero-shot audio classification" in results
+    assert "Zero-shot, temporal attention" in results and "| ---" not in results
+    assert "evaluation_table: data/08_reporting/evaluation_table.md/" in results
+    assert "attention_heatmaps: data/08_reporting/attention_heatmaps.png/" in results
