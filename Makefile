@@ -37,8 +37,8 @@ test: install
 	@$(call timed,$(BIN)/python -m pytest,make test)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 bench: install
 	$(BIN)/python benchmarks/bench_split.py
