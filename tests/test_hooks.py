@@ -16,11 +16,17 @@ from zeroshot_audio.datasets.tables import MarkdownDataset
 from zeroshot_audio.hooks import MlflowArtifactHook, MlflowReportHook, ResultsTableHook
 
 
+@pytest.fixture(scope="module")
+def tracking_db(tmp_path_factory):
+    """One MLflow database for the module: creating one runs MLflow's migrations (seconds)."""
+    return tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+
+
 @pytest.fixture
-def run(tmp_path):
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+def run(tracking_db, tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tracking_db}")
     mlflow.set_experiment("hooks")
-    with mlflow.start_run() as active:
+    with mlflow.start_run() as active:  # a run of its own per test
         yield active
     mlflow.set_tracking_uri(None)
 
