@@ -1,7 +1,8 @@
-"""The project hooks put what nodes report on the active MLflow run."""
+"""The project hooks put what nodes report on the active MLflow run, and show the results."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -9,10 +10,12 @@ from unittest import mock
 
 import mlflow
 import pytest
-import torch
 from kedro.io import DataCatalog, Version
+from kedro.pipeline import node, pipeline
 from kedro_datasets.json import JSONDataset
+from rich.console import Console
 
+from zeroshot_audio.datasets.tables import MarkdownDataset
 from zeroshot_audio.hooks import (
     HOST_TAG,
     PID_TAG,
@@ -22,6 +25,7 @@ from zeroshot_audio.hooks import (
     MlflowArtifactHook,
     MlflowReportHook,
     MlflowStaleRunHook,
+    ResultsTableHook,
     _producers,
     missing_input_hints,
     process_start,
@@ -29,11 +33,17 @@ from zeroshot_audio.hooks import (
 )
 
 
+@pytest.fixture(scope="module")
+def tracking_db(tmp_path_factory):
+    """One MLflow database for the module: creating one runs MLflow's migrations (seconds)."""
+    return tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+
+
 @pytest.fixture
-def run(tmp_path):
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+def run(tracking_db, tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tracking_db}")
     mlflow.set_experiment("hooks")
-    with mlflow.start_run() as active:
+    with mlflow.start_run() as active:  # a run of its own per test
         yield active
     mlflow.set_tracking_uri(None)
 
@@ -109,7 +119,9 @@ def _evaluate_like(tmp_path, with_model: bool):
         filepath=str(tmp_path / "trained_models.pt"), version=Version(None, None)
     )
     if with_model:
-        models.save({"rot0/ta": {"config": {}, "state_dict": {"w": torch.zeros(1)}}})
+        from tests.inference.checkpoints import make_checkpoint
+
+        models.save({"rot0/temporal_attention": make_checkpoint()})
     catalog = DataCatalog({"trained_models": models})
     pipeline = Pipeline([node(lambda m, p: m, ["trained_models", "params:x"], "out", name="n")])
     return pipeline, catalog
@@ -289,3 +301,70 @@ def test_an_artifact_location_chosen_elsewhere_is_left_alone(tmp_path, caplog):
     assert "outside this project" in caplog.text
     # a database outside the project (a shared server) is never touched
     assert relocate_artifact_root(tmp_path / "elsewhere", uri) == 0
+
+
+TABLE = """## Multi-label zero-shot audio classification
+
+| Method | micro-F1 | macro-F1 | mAP |
+| --- | ---: | ---: | ---: |
+| Zero-rule | 1.0 ± 0.1 | 2.0 ± 0.2 | 3.0 ± 0.3 |
+| Zero-shot, temporal attention | 41.5 ± 1.2 | 22.0 ± 2.0 | 33.3 ± 3.0 |
+"""
+
+
+def _evaluate_end(tmp_path, version: str):
+    """A catalog and pipeline shaped like `evaluate`'s end: a versioned table and report."""
+    catalog = DataCatalog(
+        {
+            "evaluation_table": MarkdownDataset(
+                filepath=str(tmp_path / "data/08_reporting/evaluation_table.md"),
+                version=Version(None, version),
+            ),
+            "evaluation_report": JSONDataset(
+                filepath=str(tmp_path / "data/08_reporting/evaluation_report.json"),
+                version=Version(None, version),
+            ),
+        }
+    )
+    summarise = node(
+        lambda: ({"micro_f1": 0.415}, TABLE),
+        inputs=None,
+        outputs=["evaluation_report", "evaluation_table"],
+        name="summarise",
+    )
+    return catalog, pipeline([summarise])
+
+
+def test_a_run_that_evaluated_ends_with_the_rendered_table_and_its_files(tmp_path):
+    newer = "2026-01-02T00.00.00.000Z"
+    catalog, evaluate = _evaluate_end(tmp_path, newer)
+    catalog.save("evaluation_report", {"micro_f1": 0.415})
+    catalog.save("evaluation_table", TABLE)
+    # a later version on disk must not be shown in place of the one this run wrote
+    later = tmp_path / "data/08_reporting/evaluation_table.md/2026-02-01T00.00.00.000Z"
+    later.mkdir(parents=True)
+    (later / "evaluation_table.md").write_text("| Method |\n| --- |\n| STALE |\n")
+    out = io.StringIO()
+    ResultsTableHook(Console(file=out, width=120)).after_pipeline_run(
+        run_params={"project_path": str(tmp_path)}, pipeline=evaluate, catalog=catalog
+    )
+    text = out.getvalue()
+    assert "Multi-label zero-shot audio classification" in text
+    assert "Zero-shot, temporal attention" in text and "41.5 ± 1.2" in text
+    assert "| ---" not in text  # rendered as a table, not echoed as Markdown source
+    assert "STALE" not in text
+    assert (
+        f"evaluation_table: data/08_reporting/evaluation_table.md/{newer}/evaluation_table.md"
+        in (text)
+    )
+    assert f"evaluation_report: data/08_reporting/evaluation_report.json/{newer}/" in text
+
+
+def test_a_run_without_evaluation_prints_nothing(tmp_path):
+    catalog, _ = _evaluate_end(tmp_path, "2026-01-01T00.00.00.000Z")
+    other = pipeline([node(lambda: {"a": 1}, inputs=None, outputs="evaluation_report")])
+    out = io.StringIO()
+    ResultsTableHook(Console(file=out)).after_pipeline_run(
+        run_params={}, pipeline=other, catalog=catalog
+    )
+    assert out.getvalue() == ""

@@ -29,20 +29,31 @@ def test_ingest_and_split_outputs_of_the_default_run_are_versioned_and_tracked(f
 
 
 @pytest.mark.slow
-def test_audioset_env_ingests_and_splits_the_real_metadata(tmp_path, audioset_dir):
+@pytest.mark.parametrize(
+    ("folder", "n_clips", "min_classes"),
+    [
+        ("audioset_dir", 4_000 + 4_000 + 3_000, 20),  # the committed slices
+        pytest.param(
+            "full_audioset_dir", 22_160 + 20_371 + 2_041_789, 300, marks=pytest.mark.full_data
+        ),
+    ],
+)
+def test_audioset_env_ingests_and_splits_the_real_metadata(
+    tmp_path, request, folder, n_clips, min_classes
+):
     project = make_project_copy(tmp_path)
     kedro(
         project,
         "run",
         "--env=audioset",
         "--pipelines=ingest,split",
-        f"--params=audioset_root={audioset_dir}",
+        f"--params=audioset_root={request.getfixturevalue(folder)}",
     )
     report = pd.read_json(latest(project, "08_reporting/ingest_report.json"), typ="series")
-    assert report["n_clips"] == 22_160 + 20_371 + 2_041_789
+    assert report["n_clips"] == n_clips
     assert report["n_quarantined"] == 0
     split = pd.read_json(latest(project, "08_reporting/split_report.json"), typ="series")
-    assert split["n_selected_classes"] > 300
+    assert split["n_selected_classes"] > min_classes
     assert len(split["clips_per_fold"]) == 3
 
 
@@ -70,8 +81,27 @@ def test_full_run_reports_every_method_and_evaluate_alone_reuses_the_models(
     models = project / "data" / "06_models" / "trained_models.pt"
     tables = project / "data" / "08_reporting" / "evaluation_table.md"
     n_model_versions, n_tables = len(list(models.iterdir())), len(list(tables.iterdir()))
-    kedro(project, "run", "--pipeline=evaluate")
+    evaluated = kedro(project, "run", "--pipelines=evaluate")
     assert len(list(models.iterdir())) == n_model_versions  # nothing was retrained
     assert len(list(tables.iterdir())) == n_tables + 1
+    newest = sorted(tables.iterdir())[-1].name
+    assert "Zero-shot, temporal attention" in evaluated.stdout  # the table, printed at the end
+    assert f"evaluation_table: data/08_reporting/evaluation_table.md/{newest}/" in evaluated.stdout
     runs = mlflow_runs(project)
     assert len(runs) == 2 and (runs["status"] == "FINISHED").all()
+
+
+def test_the_run_log_reads_one_line_per_node_and_ends_with_the_results(full_run_project):
+    """No third-party deprecation warning, no Kedro echo lines; the table and its files last."""
+    log = (full_run_project / "kedro_run.log").read_text()
+    for noise in ("register_new_resolver", "Add type hints", "Replacing dataset", "Completed node"):
+        assert noise not in log
+    assert "Warning" not in log  # no Python warning of any kind reached the log
+    nodes = log.count("Running node:")
+    assert nodes >= 10 and log.count(" INFO ") < 6 * nodes  # a few lines per node, not a dozen
+    assert "Loading data from" not in log and "Saving data to" not in log
+    results = log[log.index("Pipeline execution completed") :]
+    assert "Multi-label zero-shot audio classification" in results
+    assert "Zero-shot, temporal attention" in results and "| ---" not in results
+    assert "evaluation_table: data/08_reporting/evaluation_table.md/" in results
+    assert "attention_heatmaps: data/08_reporting/attention_heatmaps.png/" in results

@@ -170,7 +170,11 @@ def test_reports_are_listed_and_downloadable_as_artifacts(
             assert status == 200 and body == file.read_bytes(), f"{name}: download differs"
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed")
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason=f"{CHROMIUM} is not installed (`make test` installs it where apt allows: .ci/install-chromium)",
+)
 def test_ui_pages_show_the_run_in_headless_chromium(mlflow_url, run, config, tmp_path):
     """The run page, rendered by a browser, shows its name, metrics and parameters; its artifacts
     tab shows the artifact folders. (MLflow 3 opens an experiment on its GenAI overview, so the

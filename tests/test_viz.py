@@ -346,7 +346,11 @@ def rendered_nodes(dom: str) -> list[tuple[str, str]]:
     return nodes
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed")
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason=f"{CHROMIUM} is not installed (`make test` installs it where apt allows: .ci/install-chromium)",
+)
 def test_live_viz_renders_the_stages_in_headless_chromium(viz_url, stages, tmp_path):
     blank = tmp_path / "blank.png"
     chromium("data:text/html,<html><body></body></html>", tmp_path / "p0", f"--screenshot={blank}")

@@ -20,6 +20,9 @@ Guards around a run:
   RUNNING run of this experiment whose process is gone (a killed run) is marked KILLED, loudly.
 - :class:`MlflowArtifactRootHook`: ``mlflow.db`` stores absolute artifact paths; in a copied or
   moved project they are pointed back into the project instead of the original folder.
+
+And one for the person at the terminal: a run that produced ``evaluation_table`` (``kedro run``,
+``kedro run --pipeline=evaluate``) ends by printing it, rendered, with where its files are.
 """
 
 from __future__ import annotations
@@ -330,3 +333,54 @@ class MlflowStaleRunHook:
             return
         mlflow.set_tags(process_tags())
         mark_stale_runs(mlflow.MlflowClient(), active.info.experiment_id, active.info.run_id)
+
+
+# What the end-of-run summary points to, in this order, when the run wrote it.
+RESULT_DATASETS = (
+    "evaluation_table",
+    "evaluation_report",
+    "localisation_report",
+    "evaluation_f1_chart",
+    "attention_heatmaps",
+)
+
+
+class ResultsTableHook:
+    """Print the evaluation table (Markdown, rendered by rich) and its files at the end of a run.
+
+    Only for runs whose pipeline produced ``evaluation_table``; it reads the exact version this
+    run saved, so what is printed is what was written.
+    """
+
+    def __init__(self, console: Any = None) -> None:
+        self._console = console
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        written = pipeline.all_outputs()
+        if "evaluation_table" not in written:
+            return
+        table = dataset_path(catalog.get("evaluation_table"))
+        if table is None or not table.is_file():
+            log.warning("evaluation_table was not written to a file; nothing to show")
+            return
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        console = self._console or Console()
+        console.print()
+        console.print(Markdown(table.read_text(encoding="utf-8")))
+        console.print()
+        console.print("[bold]Results written to[/]:")
+        root = Path(run_params.get("project_path") or Path.cwd())
+        for name in RESULT_DATASETS:
+            path = dataset_path(catalog.get(name)) if name in written else None
+            if path is not None and path.exists():
+                console.print(f"  {name}: {_relative(path, root)}", highlight=False, soft_wrap=True)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)

@@ -6,8 +6,12 @@ from zeroshot_audio.hooks import (
     MlflowArtifactRootHook,
     MlflowReportHook,
     MlflowStaleRunHook,
+    ResultsTableHook,
 )
+from zeroshot_audio.logfilters import quiet_known_noise
 from zeroshot_audio.model_registry_hook import ModelRegistryHook
+
+quiet_known_noise()  # before Kedro loads its plugins and config loader, which raise them
 
 HOOKS = (
     MissingInputsHook(),
@@ -16,6 +20,7 @@ HOOKS = (
     MlflowReportHook(),
     MlflowArtifactHook(),
     ModelRegistryHook(),
+    ResultsTableHook(),
 )
 
 CONFIG_LOADER_ARGS = {

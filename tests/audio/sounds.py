@@ -1,21 +1,18 @@
-"""Real audio for the featurize tests: the shared sound-event pack (skip when absent)."""
+"""Real audio for the audio tests: sound events of the shared pack, committed in tests/fixtures."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SOUNDS = REPO_ROOT / ".." / "shared" / "data" / "sounds"
+from tests.fixtures import SOUNDS
+
 SR = 16_000
 
 
 def sounds_dir() -> Path:
-    if not (SOUNDS / "manifest.csv").is_file():
-        pytest.skip(f"shared sound pack not found at {SOUNDS}")
     return SOUNDS
 
 
@@ -39,11 +36,9 @@ EVENTS = (
 
 
 def available_events() -> list[str]:
-    root = sounds_dir()
-    events = [e for e in EVENTS if (root / e).is_file()]
-    if len(events) < 3:
-        events = sorted(str(p.relative_to(root)) for p in root.glob("*/*.flac"))[:6]
-    return events
+    missing = [e for e in EVENTS if not (SOUNDS / e).is_file()]
+    assert not missing, f"not in {SOUNDS} (see tests/fixtures/make_fixtures.py): {missing}"
+    return list(EVENTS)
 
 
 def mixed_clip(seconds: float, seed: int) -> np.ndarray:

@@ -42,13 +42,21 @@ def test_real_segment_files_parse_to_the_counts_their_headers_state(
     assert clips["line"].iat[0] == 4
 
 
-@pytest.mark.slow
-def test_unbalanced_gz_parses_to_its_header_counts(audioset_dir, class_index):
-    path = audioset_dir / "unbalanced_train_segments.csv.gz"
+@pytest.mark.parametrize(
+    ("folder", "n_segments"),
+    [
+        ("audioset_dir", 3_000),  # the committed slice
+        pytest.param(
+            "full_audioset_dir", 2_041_789, marks=[pytest.mark.full_data, pytest.mark.slow]
+        ),
+    ],
+)
+def test_unbalanced_gz_parses_to_its_header_counts(request, class_index, folder, n_segments):
+    path = request.getfixturevalue(folder) / "unbalanced_train_segments.csv.gz"
     ((split, (source, text)),) = AudioSetSegmentFiles({"unbalanced": str(path)}).load().items()
     clips, bad, header = parse_segments(text, source, split, class_index["mid"], strict=True)
     assert bad == []
-    assert header["num_segs"] == 2_041_789
+    assert header["num_segs"] == n_segments
     assert _header_totals(clips) == header
 
 

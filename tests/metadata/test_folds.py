@@ -1,4 +1,7 @@
-"""Properties of the greedy class-disjoint split on the real balanced and eval files."""
+"""Properties of the greedy class-disjoint split on the real balanced and eval files.
+
+Run on the committed slices (tests/fixtures) and, in the full-data tier, on the whole files.
+"""
 
 from __future__ import annotations
 
@@ -40,10 +43,21 @@ def _params(policy: str = "drop", leaf_only: bool = True) -> dict:
     }
 
 
-@pytest.fixture(scope="module", params=["balanced_train_segments.csv", "eval_segments.csv"])
-def real(request, audioset_dir, class_index, ontology):
-    text = (audioset_dir / request.param).read_text()
-    clips, _, _ = parse_segments(text, request.param, "x", class_index["mid"], strict=True)
+FILES = ["balanced_train_segments.csv", "eval_segments.csv"]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        *(("audioset_dir", name) for name in FILES),  # the committed 4000-row slices
+        *(pytest.param(("full_audioset_dir", name), marks=pytest.mark.full_data) for name in FILES),
+    ],
+    ids=lambda p: f"{p[0].removesuffix('_dir')}-{p[1]}",
+)
+def real(request, class_index, ontology):
+    folder, name = request.param
+    text = (request.getfixturevalue(folder) / name).read_text()
+    clips, _, _ = parse_segments(text, name, "x", class_index["mid"], strict=True)
     clips = clips.drop(columns="line")
     return clips, build_class_table(class_index, ontology, clips)
 

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-AUDIOSET = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "audioset"
+from tests.fixtures import AUDIOSET
 
 
 def load_real_classes() -> pd.DataFrame:
     """The 527 labelled classes with their ontology descriptions, as `audioset_classes` has them."""
     index_csv, ontology_json = AUDIOSET / "class_labels_indices.csv", AUDIOSET / "ontology.json"
-    if not (index_csv.is_file() and ontology_json.is_file()):
-        pytest.skip(f"real AudioSet metadata not found under {AUDIOSET}")
     classes = pd.read_csv(index_csv, dtype={"mid": str, "display_name": str})
     ontology = {node["id"]: node for node in json.loads(ontology_json.read_text())}
     classes["description"] = [ontology[m]["description"] for m in classes["mid"]]

@@ -14,12 +14,12 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from tests.fixtures import AUDIOSET
 from zeroshot_audio.contracts.label_table import LabelEncoderSpec, encoder_spec
 from zeroshot_audio.pipelines.embed_labels import create_pipeline
 from zeroshot_audio.text import LabelEmbeddingConfig, label_embedding_matrix
 
 REPO = Path(__file__).resolve().parents[3]
-AUDIOSET = REPO / ".." / "shared" / "data" / "audioset"
 CONF = REPO / "conf"
 
 
@@ -27,8 +27,6 @@ CONF = REPO / "conf"
 def some_real_classes() -> pd.DataFrame:
     """A slice of the real class list, with the ontology columns `audioset_classes` carries."""
     index_csv, ontology_json = AUDIOSET / "class_labels_indices.csv", AUDIOSET / "ontology.json"
-    if not (index_csv.is_file() and ontology_json.is_file()):
-        pytest.skip(f"real AudioSet metadata not found under {AUDIOSET}")
     classes = pd.read_csv(index_csv, dtype={"mid": str, "display_name": str})
     ontology = {node["id"]: node for node in json.loads(ontology_json.read_text())}
     classes["description"] = [ontology[m]["description"] for m in classes["mid"]]

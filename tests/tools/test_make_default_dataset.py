@@ -1,8 +1,9 @@
-"""The bundled default dataset and its generator.
+"""The bundled default dataset and its generator (``tools/make_default_dataset``).
 
-Two groups: a small generation into a temporary folder from the real sounds pack (skipped
-without ``../shared``), and checks of the committed ``data/01_raw/default`` (no ``../shared``
-needed, except the comparison with a fresh plan).
+Two groups: a small generation into a temporary folder from the real sound events and AudioSet
+metadata committed in ``tests/fixtures``, and checks of the committed ``data/01_raw/default``.
+Only the comparison of the committed dataset with a fresh plan of the whole sound pack, and the
+planner's quotas on that pack, need ``../shared`` (``full_data`` tier).
 """
 
 from __future__ import annotations
@@ -18,19 +19,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from zeroshot_audio import default_dataset as dd
+from tests.fixtures import AUDIOSET, REPO_ROOT, SOUNDS
+from tools import make_default_dataset as dd
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
-SOUNDS = SHARED / "sounds"
-AUDIOSET = SHARED / "audioset"
-COMMITTED = REPO / "data" / "01_raw" / "default"
+COMMITTED = REPO_ROOT / "data" / "01_raw" / "default"
 SIZE_LIMIT_BYTES = 20_000_000
-
-needs_shared = pytest.mark.skipif(
-    not (SOUNDS / "manifest.csv").is_file() or not (AUDIOSET / "ontology.json").is_file(),
-    reason="../shared/data (sounds pack and AudioSet metadata) not present",
-)
 
 # The AudioSet segments format, strictly: checked against a slice of the real file below.
 HEADER_CREATED = re.compile(r"^# Segments csv created \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$")
@@ -76,8 +69,8 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def manifest_rows() -> dict[str, dict[str, str]]:
-    return {row["file"]: row for row in read_csv(SOUNDS / "manifest.csv")}
+def manifest_rows(sounds: Path = SOUNDS) -> dict[str, dict[str, str]]:
+    return {row["file"]: row for row in read_csv(sounds / "manifest.csv")}
 
 
 def check_dataset_consistency(folder: Path) -> None:
@@ -137,7 +130,7 @@ def check_dataset_consistency(folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# A small generation from the real sounds pack
+# A small generation from the real sound events committed in tests/fixtures
 # --------------------------------------------------------------------------------------------
 
 N_SMALL = 20
@@ -145,8 +138,6 @@ N_SMALL = 20
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    if not (SOUNDS / "manifest.csv").is_file() or not (AUDIOSET / "ontology.json").is_file():
-        pytest.skip("../shared/data (sounds pack and AudioSet metadata) not present")
     root = tmp_path_factory.mktemp("default_dataset")
     folders = {"a": root / "a", "b": root / "b", "other": root / "other"}
     for name, seed in (("a", 7), ("b", 7), ("other", 8)):
@@ -156,12 +147,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_parser_accepts_the_real_audioset_file() -> None:
     """The strict parser used below reads the real release, so passing it means real format."""
-    if not (AUDIOSET / "balanced_train_segments.csv").is_file():
-        pytest.skip("../shared/data/audioset not present")
     text = (AUDIOSET / "balanced_train_segments.csv").read_text(encoding="utf-8")
-    head = "\n".join(text.split("\n")[:503]) + "\n"
-    counts, rows = parse_segments(head)
-    assert len(rows) == 500 and counts["num_segs"] == 22160
+    counts, rows = parse_segments(text)
+    assert len(rows) == 4000 and counts == true_counts(rows)
 
 
 def test_small_generation_is_consistent(small: dict[str, Path]) -> None:
@@ -256,8 +244,6 @@ def test_class_index_and_ontology_are_excerpts_of_the_real_files(small: dict[str
 
 
 def test_ontology_writer_reproduces_the_release_layout() -> None:
-    if not (AUDIOSET / "ontology.json").is_file():
-        pytest.skip("../shared/data/audioset not present")
     original = (AUDIOSET / "ontology.json").read_text(encoding="utf-8")
     nodes = json.loads(original)
     assert dd.ontology_json_text(nodes, {n["id"] for n in nodes}) == original
@@ -268,9 +254,12 @@ def test_ontology_writer_reproduces_the_release_layout() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@needs_shared
-def test_plan_balances_events_and_keeps_clips_valid() -> None:
-    events = dd.read_manifest(SOUNDS)
+@pytest.mark.parametrize(
+    "sounds",
+    ["sounds_dir", pytest.param("full_sounds_dir", marks=pytest.mark.full_data)],
+)
+def test_plan_balances_events_and_keeps_clips_valid(request, sounds: str) -> None:
+    events = dd.read_manifest(request.getfixturevalue(sounds))
     plans = dd.plan_mixtures(events, 600, np.random.default_rng(0))
     sizes = np.array([len(p.events) for p in plans])
     assert set(sizes) == {1, 2, 3}
@@ -383,10 +372,9 @@ def test_committed_dataset_fits_the_size_budget() -> None:
     assert total <= SIZE_LIMIT_BYTES, f"{total / 1e6:.2f} MB"
 
 
-@needs_shared
-def test_committed_dataset_is_what_the_generator_plans() -> None:
-    """The committed recipe is the default plan, and its audio is that recipe."""
-    events = dd.read_manifest(SOUNDS)
+def test_committed_dataset_is_what_the_generator_plans(full_sounds_dir: Path) -> None:
+    """The committed recipe is the default plan of the whole pack, and its audio is that recipe."""
+    events = dd.read_manifest(full_sounds_dir)
     plans = dd.plan_mixtures(events, dd.DEFAULT_N_CLIPS, np.random.default_rng(dd.DEFAULT_SEED))
     planned = [
         (plan.ytid, p.event.file, f"{p.onset_s:.3f}", f"{p.gain_db:.2f}")
@@ -398,7 +386,7 @@ def test_committed_dataset_is_what_the_generator_plans() -> None:
     assert committed == planned
     gains = {r["clip"]: float(r["mix_gain_db"]) for r in rows}
     by_ytid = {plan.ytid: plan for plan in plans}
-    audio = dd.load_event_audio(SOUNDS, events)
+    audio = dd.load_event_audio(full_sounds_dir, events)
     for ytid in sorted(by_ytid)[:5]:
         mix, _ = dd.render_clip(by_ytid[ytid], audio, mix_gain_db=gains[ytid])
         decoded, _ = sf.read(str(COMMITTED / "audio" / f"{ytid}.ogg"), dtype="float32")
