@@ -23,7 +23,10 @@ import warnings
 # (category, message regex as ``warnings.filterwarnings`` matches it, module regex)
 KNOWN_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
     (UserWarning, r"register_new_resolver\(\) is deprecated", r"kedro(_mlflow)?\."),
-    (UserWarning, r"(\x1b\[\d+m)?Add type hints to the `predict` method", r"mlflow\."),
+    (UserWarning, r"(\x1b\[[\d;]*m)?Add type hints to the `predict` method", r"mlflow\."),
+    # The tagger's input is audio file paths: an input example would make MLflow run VGGish on a
+    # file at logging time, for a signature that is already explicit (inference/mlflow_model.py).
+    (UserWarning, r"(\x1b\[[\d;]*m)?An input example was not provided", r"mlflow\."),
 )
 # Regexes matched at the start of a log message.
 QUIET_LOG_MESSAGES = (
