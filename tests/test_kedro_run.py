@@ -38,10 +38,10 @@ def test_audioset_env_ingests_and_splits_the_real_metadata(tmp_path, audioset_di
         "--pipelines=ingest,split",
         f"--params=audioset_root={audioset_dir}",
     )
-    report = pd.read_json(latest(project, "08_reporting/ingest_report.json"), typ="series")
+    report = pd.read_json(latest(project, "audioset/08_reporting/ingest_report.json"), typ="series")
     assert report["n_clips"] == 22_160 + 20_371 + 2_041_789
     assert report["n_quarantined"] == 0
-    split = pd.read_json(latest(project, "08_reporting/split_report.json"), typ="series")
+    split = pd.read_json(latest(project, "audioset/08_reporting/split_report.json"), typ="series")
     assert split["n_selected_classes"] > 300
     assert len(split["clips_per_fold"]) == 3
 
