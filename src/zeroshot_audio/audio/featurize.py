@@ -27,7 +27,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import (
     Executor,
     Future,
@@ -567,58 +567,14 @@ def featurize(
 
 
 def from_released_embeddings(
-    clips: pd.DataFrame, tfrecord_paths: Iterable[str | Path], n_segments: int = 10
+    clips: pd.DataFrame,
+    tfrecord_paths: Iterable[str | Path],
+    n_segments: int = 10,
+    class_mids: Mapping[int, str] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """The AudioSet release's embeddings for the clips of ``clips`` (in its order), instead of
-    computing them: the clips absent from the TFRecords are reported as ``not_released``."""
-    from zeroshot_audio.audio.tfrecord_reader import read_released_embeddings
+    computing them; defects (absent clips with the file that lost them, short clips, label
+    mismatches against ``class_mids``) are in the report. See :mod:`.tfrecord_reader`."""
+    from zeroshot_audio.audio.tfrecord_reader import released_for_clips
 
-    started = time.perf_counter()
-    frame = clips[["ytid", "start_s"]].drop_duplicates()
-    paths = sorted(str(p) for p in tfrecord_paths)
-    if not paths:
-        raise FileNotFoundError("featurize: no TFRecord files match the released_embeddings glob")
-    released = read_released_embeddings(
-        paths, n_segments, keep=frame.itertuples(index=False, name=None)
-    )
-    position = {
-        (y, round(s * 1000)): i
-        for i, (y, s) in enumerate(
-            zip(released.clips["ytid"], released.clips["start_s"], strict=True)
-        )
-    }
-    order, failures = [], []
-    for ytid, start in frame.itertuples(index=False, name=None):
-        i = position.get((str(ytid), round(float(start) * 1000)))
-        if i is None:
-            failures.append(
-                {
-                    "ytid": str(ytid),
-                    "start_s": float(start),
-                    "path": None,
-                    "reason": "not_released",
-                    "detail": "",
-                }
-            )
-        else:
-            order.append(i)
-    table = released.table.take(pa.array(order, pa.int64()))
-    reasons = Counter(f["reason"] for f in failures)
-    report = {
-        "source": "released_embeddings",
-        "n_clips_input": int(len(clips)),
-        "n_clips": int(len(frame)),
-        "n_featurized": len(order),
-        "n_failed": len(failures),
-        "failures_by_reason": dict(reasons),
-        "failures": failures,
-        "tfrecord_files": len(paths),
-        "tfrecord_problems": released.problems,
-        "vggish_weights": "official",
-        "vggish_pca": "official",
-        "embedding_dtype": "uint8",
-        "n_segments": n_segments,
-        "postprocess": "quantized",
-        "total_seconds": round(time.perf_counter() - started, 3),
-    }
-    return table, report
+    return released_for_clips(clips, tfrecord_paths, n_segments, class_mids)
