@@ -74,6 +74,10 @@ def test_audioset_inputs_come_from_the_audioset_root() -> None:
     assert all(p.startswith("/mnt/as/") for p in files["filepaths"].values())
     assert files["optional"] == ["unbalanced"]
     assert catalog["audioset_class_index"]["filepath"] == "/mnt/as/class_labels_indices.csv"
+    assert catalog["strong_labels"]["filepaths"] == [
+        "/mnt/as/audioset_train_strong.tsv",
+        "/mnt/as/audioset_eval_strong.tsv",
+    ]
     default = _catalog("audioset")["audioset_ontology"]["filepath"]
     assert default == "data/01_raw/audioset/ontology.json"
 
