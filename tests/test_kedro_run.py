@@ -49,10 +49,10 @@ def test_audioset_env_ingests_and_splits_the_real_metadata(
         "--pipelines=ingest,split",
         f"--params=audioset_root={request.getfixturevalue(folder)}",
     )
-    report = pd.read_json(latest(project, "08_reporting/ingest_report.json"), typ="series")
+    report = pd.read_json(latest(project, "audioset/08_reporting/ingest_report.json"), typ="series")
     assert report["n_clips"] == n_clips
     assert report["n_quarantined"] == 0
-    split = pd.read_json(latest(project, "08_reporting/split_report.json"), typ="series")
+    split = pd.read_json(latest(project, "audioset/08_reporting/split_report.json"), typ="series")
     assert split["n_selected_classes"] > min_classes
     assert len(split["clips_per_fold"]) == 3
 

@@ -140,8 +140,11 @@ def test_missing_models_say_what_to_download(tmp_path, monkeypatch):
     import huggingface_hub.constants as hub_constants
 
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
-    with pytest.raises(ModelNotAvailableError, match="hf download bert-base-uncased"):
+    with pytest.raises(ModelNotAvailableError, match="hf download bert-base-uncased") as error:
         resolve_model_source("bert-base-uncased")
+    # The file a user of `--env audioset` must edit (conf/local is not read by that env).
+    assert "conf/audioset/parameters_embed_labels.yml" in str(error.value)
+    assert "--params embed_labels.encoder.model_name_or_path=" in str(error.value)
     with pytest.raises(ModelNotAvailableError, match="does not exist"):
         resolve_model_source(str(tmp_path / "no_such_model"))
     (tmp_path / "not_a_model").mkdir()

@@ -1,11 +1,13 @@
 """``featurize.source: released_embeddings``: AudioSet's released VGGish embeddings instead of
-computing them, in the segment table of the contract, with their EmbedderSpec (``released``)."""
+computing them, in the segment table of the contract, with their EmbedderSpec (``released``).
+
+Reading and matching the TFRecords, and reporting their defects (clips absent with the file that
+lost them, short clips, label mismatches), is :func:`.tfrecord_reader.released_for_clips`.
+"""
 
 from __future__ import annotations
 
-import time
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,64 +15,19 @@ import pandas as pd
 import pyarrow as pa
 
 from zeroshot_audio.audio.embed import released_spec
+from zeroshot_audio.audio.tfrecord_reader import released_for_clips
 from zeroshot_audio.contracts import segment_table
 
 
 def from_released_embeddings(
-    clips: pd.DataFrame, tfrecord_paths: Iterable[str | Path], n_segments: int = 10
+    clips: pd.DataFrame,
+    tfrecord_paths: Iterable[str | Path],
+    n_segments: int = 10,
+    class_mids: Mapping[int, str] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
-    """The AudioSet release's embeddings for the clips of ``clips`` (in its order), instead of
-    computing them: the clips absent from the TFRecords are reported as ``not_released``."""
-    from zeroshot_audio.audio.tfrecord_reader import read_released_embeddings
-
-    started = time.perf_counter()
-    frame = clips[["ytid", "start_s"]].drop_duplicates()
-    paths = sorted(str(p) for p in tfrecord_paths)
-    if not paths:
-        raise FileNotFoundError("featurize: no TFRecord files match the released_embeddings glob")
-    released = read_released_embeddings(
-        paths, n_segments, keep=frame.itertuples(index=False, name=None)
-    )
-    position = {
-        (y, round(s * 1000)): i
-        for i, (y, s) in enumerate(
-            zip(released.clips["ytid"], released.clips["start_s"], strict=True)
-        )
-    }
-    order, failures = [], []
-    for ytid, start in frame.itertuples(index=False, name=None):
-        i = position.get((str(ytid), round(float(start) * 1000)))
-        if i is None:
-            failures.append(
-                {
-                    "ytid": str(ytid),
-                    "start_s": float(start),
-                    "path": None,
-                    "reason": "not_released",
-                    "detail": "",
-                }
-            )
-        else:
-            order.append(i)
+    """The release's embeddings for the clips of ``clips`` (in its order) and a defect report;
+    ``class_mids`` (class index -> mid) lets the TFRecord labels be checked against the CSV's."""
+    table, report = released_for_clips(clips, tfrecord_paths, n_segments, class_mids)
     spec = released_spec(n_segments)
-    table = segment_table.with_embedder_spec(released.table.take(pa.array(order, pa.int64())), spec)
-    reasons = Counter(f["reason"] for f in failures)
-    report = {
-        "source": "released_embeddings",
-        "n_clips_input": int(len(clips)),
-        "n_clips": int(len(frame)),
-        "n_featurized": len(order),
-        "n_failed": len(failures),
-        "failures_by_reason": dict(reasons),
-        "failures": failures,
-        "tfrecord_files": len(paths),
-        "tfrecord_problems": released.problems,
-        "vggish_weights": "official",
-        "vggish_pca": "official",
-        "embedding_dtype": "uint8",
-        "n_segments": n_segments,
-        "postprocess": "quantized",
-        "embedder": spec.to_dict(),
-        "total_seconds": round(time.perf_counter() - started, 3),
-    }
-    return table, report
+    report["embedder"] = spec.to_dict()
+    return segment_table.with_embedder_spec(table, spec), report

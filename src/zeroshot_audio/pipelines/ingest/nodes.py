@@ -20,7 +20,7 @@ MODES = ("strict", "lenient")
 
 
 def parse_segment_files(
-    segment_files: dict[str, tuple[str, str]],
+    segment_files: dict[str, tuple[str, str | None]],
     class_index: pd.DataFrame,
     params: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -28,13 +28,19 @@ def parse_segment_files(
 
     Per file the report holds ``data_lines == rows_kept + rows_quarantined``; a file whose header
     ``num_segs`` disagrees with its rows (a truncated copy) is listed in ``header_problems``.
+    A file the catalog marks optional and that is absent comes as ``(path, None)``: it is skipped
+    and listed in the report as ``missing_optional``.
     """
     mode = params.get("mode", "lenient")
     if mode not in MODES:
         raise ValueError(f"ingest.mode must be one of {MODES}, got {mode!r}")
     strict = mode == "strict"
-    frames, quarantined, files, header_problems = [], [], {}, []
+    frames, quarantined, files, header_problems, skipped = [], [], {}, [], {}
     for split, (source, text) in segment_files.items():
+        if text is None:
+            log.warning("%s (%s): optional file absent, split not ingested", source, split)
+            skipped[split] = {"file": source, "missing_optional": True, "rows_kept": 0}
+            continue
         parsed, bad, header_counts = parse_segments(
             text, source, split, class_index["mid"], strict=strict
         )
@@ -64,6 +70,7 @@ def parse_segment_files(
             "%s (%s): %d rows kept, %d quarantined",
             info["file"], split, info["rows_kept"], info["rows_quarantined"],
         )  # fmt: skip
+    files |= skipped
     by_reason = Counter(row.kind for row in quarantined)
     if quarantined:
         log.warning(
