@@ -23,8 +23,9 @@ the whole unbalanced set (2M clips, ~5M labels) is split in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -246,3 +247,64 @@ def validate_rotations(rotations: Sequence[dict], n_folds: int) -> None:
             raise ValueError(f"rotation {name}: folds must lie in 0..{n_folds - 1}, got {roles}")
         if len(set(roles)) != len(roles):
             raise ValueError(f"rotation {name}: train/validation/test folds overlap: {roles}")
+
+
+@dataclass(frozen=True)
+class FoldSplit:
+    """What :func:`split_into_folds` decided: the folds, and why each dropped clip was dropped."""
+
+    class_folds: pd.DataFrame  # mid, fold
+    clip_folds: pd.DataFrame  # ytid, start_s, end_s, fold, labels (in its fold), source_split
+    selected: pd.DataFrame  # the selected rows of the class table
+    dropped_classes: dict[str, list[str]]  # selection rule -> mids it dropped
+    reason: np.ndarray  # per input clip: "" when kept, else why it was dropped
+    labels_removed: np.ndarray  # per kept clip: labels removed (keep_fold_labels policy)
+
+
+def split_into_folds(
+    clips: pd.DataFrame,
+    classes: pd.DataFrame,
+    selection: Mapping[str, Any],
+    n_folds: int,
+    balance_tolerance: float,
+    policy: str,
+    seed: int,
+) -> FoldSplit:
+    """The whole split: select classes, assign them greedily to ``n_folds`` class-disjoint folds,
+    place each clip in at most one fold (``policy``), and keep all segments of one audio file in
+    one fold."""
+    selected, dropped_classes = select_classes(
+        classes,
+        drop_restrictions=selection.get("drop_restrictions", []),
+        leaf_only=bool(selection.get("leaf_only", False)),
+        min_clips=int(selection.get("min_clips", 0)),
+    )
+    if len(selected) < n_folds:
+        raise ValueError(
+            f"only {len(selected)} classes pass the selection {dict(selection)}; need >= {n_folds}"
+        )
+    labels = label_matrix(clips["labels"], selected["mid"].to_numpy())
+    class_fold = assign_class_folds(labels, n_folds, balance_tolerance, seed)
+    assignment = assign_clips(labels, class_fold, n_folds, policy, seed)
+    fold = keep_audio_in_one_fold(clips["ytid"], assignment.fold)
+    reason = assignment.reason.copy()
+    reason[(fold < 0) & (assignment.fold >= 0)] = "audio in another fold"
+    kept = np.flatnonzero(fold >= 0)
+    clip_fold = fold[kept]
+    clip_folds = pd.DataFrame(
+        {
+            "ytid": clips["ytid"].to_numpy()[kept],
+            "start_s": clips["start_s"].to_numpy()[kept],
+            "end_s": clips["end_s"].to_numpy()[kept],
+            "fold": clip_fold.astype(np.int64),
+            # object column of string arrays: what pandas gives back when it reads the Parquet
+            "labels": labels_in_fold(labels, kept, clip_fold, class_fold).to_numpy(
+                zero_copy_only=False
+            ),
+            "source_split": clips["source_split"].to_numpy()[kept],
+        }
+    )
+    class_folds = pd.DataFrame({"mid": selected["mid"], "fold": class_fold.astype(np.int64)})
+    return FoldSplit(
+        class_folds, clip_folds, selected, dropped_classes, reason, assignment.labels_removed[kept]
+    )

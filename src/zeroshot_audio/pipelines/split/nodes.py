@@ -8,15 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from zeroshot_audio.metadata.folds import (
-    assign_class_folds,
-    assign_clips,
-    keep_audio_in_one_fold,
-    label_matrix,
-    labels_in_fold,
-    select_classes,
-    validate_rotations,
-)
+from zeroshot_audio.metadata.folds import split_into_folds, validate_rotations
 
 log = logging.getLogger(__name__)
 
@@ -31,53 +23,21 @@ def split_folds(
     """Select classes, assign them to K folds greedily, and place every clip in at most one fold."""
     n_folds = int(folds["n_folds"])
     validate_rotations(folds["rotations"], n_folds)
-    selection = params["class_selection"]
-    selected, dropped_classes = select_classes(
-        classes,
-        drop_restrictions=selection.get("drop_restrictions", []),
-        leaf_only=bool(selection.get("leaf_only", False)),
-        min_clips=int(selection.get("min_clips", 0)),
-    )
-    if len(selected) < n_folds:
-        raise ValueError(
-            f"only {len(selected)} classes pass the selection {selection}; need >= {n_folds}"
-        )
-    labels = label_matrix(clips["labels"], selected["mid"].to_numpy())
-    class_fold = assign_class_folds(
-        labels, n_folds, float(params.get("balance_tolerance", 0.1)), seed
-    )
     policy = params.get("cross_fold_policy", "drop")
-    assignment = assign_clips(labels, class_fold, n_folds, policy, seed)
-    fold = keep_audio_in_one_fold(clips["ytid"], assignment.fold)
-    reason = assignment.reason.copy()
-    reason[(fold < 0) & (assignment.fold >= 0)] = "audio in another fold"
-
-    class_folds = pd.DataFrame({"mid": selected["mid"], "fold": class_fold.astype(np.int64)})
-    kept = np.flatnonzero(fold >= 0)
-    clip_fold = fold[kept]
-    clip_folds = pd.DataFrame(
-        {
-            "ytid": clips["ytid"].to_numpy()[kept],
-            "start_s": clips["start_s"].to_numpy()[kept],
-            "end_s": clips["end_s"].to_numpy()[kept],
-            "fold": clip_fold.astype(np.int64),
-            # object column of string arrays: what pandas gives back when it reads the Parquet
-            "labels": labels_in_fold(labels, kept, clip_fold, class_fold).to_numpy(
-                zero_copy_only=False
-            ),
-            "source_split": clips["source_split"].to_numpy()[kept],
-        }
-    )
+    split = split_into_folds(
+        clips, classes, params["class_selection"], n_folds,
+        float(params.get("balance_tolerance", 0.1)), policy, seed,
+    )  # fmt: skip
     report = _report(
-        clip_folds, class_folds, selected, dropped_classes, reason,
-        assignment.labels_removed[kept], n_folds, policy, params,
+        split.clip_folds, split.class_folds, split.selected, split.dropped_classes,
+        split.reason, split.labels_removed, n_folds, policy, params,
     )  # fmt: skip
     log.info(
         "split: %d classes into %d folds; clips per fold %s; %d clips dropped %s",
-        len(class_folds), n_folds, report["clips_per_fold"], report["n_dropped_clips"],
+        len(split.class_folds), n_folds, report["clips_per_fold"], report["n_dropped_clips"],
         report["dropped_clips_by_reason"],
     )  # fmt: skip
-    return class_folds, clip_folds, report
+    return split.class_folds, split.clip_folds, report
 
 
 def _report(
@@ -130,9 +90,9 @@ def _report(
         "labels_per_clip_mean": round(float(cardinality.mean()), 3) if len(cardinality) else 0.0,
         "folds": folds,
         "mlflow_metrics": {
-            "split_selected_classes": len(class_folds),
-            "split_kept_clips": len(clip_folds),
-            "split_dropped_clips": int(dropped.sum()),
-            **{f"split_fold{k}_clips": int(n) for k, n in clips_per_fold.items()},
+            "split/selected_classes": len(class_folds),
+            "split/kept_clips": len(clip_folds),
+            "split/dropped_clips": int(dropped.sum()),
+            **{f"split/fold{k}_clips": int(n) for k, n in clips_per_fold.items()},
         },
     }
