@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from tests.audio.sounds import mixed_clip
-from zeroshot_audio.audio import vggish
+from zeroshot_audio.audio import vggish, vggish_params
 from zeroshot_audio.contracts import segment_table
 
 # --------------------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ def test_missing_official_weights_fail_with_one_clear_message(tmp_path) -> None:
         vggish.resolve_weights(_offline_spec(tmp_path, allow_random=False), seed=0, need_pca=False)
     message = str(err.value)
     assert "vggish-10086976.pth" in message
-    assert vggish.OFFICIAL_WEIGHTS_URL in message
+    assert vggish_params.OFFICIAL_WEIGHTS_URL in message
     assert str(tmp_path / "cache") in message
 
 
