@@ -153,15 +153,25 @@ def test_a_model_of_other_vggish_weights_is_refused_naming_both(tmp_path):
     assert "rot0/temporal_attention" not in message.split("error:")[0]  # nothing tagged first
 
 
-def test_export_refuses_a_folder_that_holds_a_model_and_an_unknown_uri(tmp_path):
-    folder = export_checkpoint(make_checkpoint(), tmp_path / "model")
-    mlflow_uri = f"sqlite:///{tmp_path}/mlflow.db"
-    taken = CliRunner().invoke(
-        cli, ["export", "models:/zeroshot_audio_tagger/1", "--out", str(folder)],
-        env={"MLFLOW_TRACKING_URI": mlflow_uri},
-    )  # fmt: skip
-    assert taken.exit_code == 1
-    assert "zeroshot_audio_tagger" in " ".join(taken.output.split())
+def test_export_names_an_unknown_model_uri_and_a_folder_outside_a_project(tmp_path):
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")  # an empty store
+    try:
+        unknown = CliRunner().invoke(
+            cli, ["export", "models:/zeroshot_audio_tagger/7", "--out", str(tmp_path / "a")]
+        )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert unknown.exit_code == 1
+    assert "models:/zeroshot_audio_tagger/7" in " ".join(unknown.output.split())
+    outside = CliRunner().invoke(
+        cli, ["export", "auto", "--out", str(tmp_path / "b"), "--project", str(tmp_path)]
+    )
+    assert outside.exit_code == 1
+    assert "is not in a Kedro project" in " ".join(outside.output.split())
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_run_is_kedros_run_command():
