@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 from kedro.io import Version
 from kedro_datasets.pandas import ParquetDataset
@@ -17,9 +18,14 @@ from kedro_datasets.pickle import PickleDataset
 from rich.console import Console
 
 from tests.inference import planted as fixtures
+from tests.inference.checkpoints import LABELS, audio_file, make_checkpoint, project_scores
 from tests.inference.planted import OTHER_LABELS, TARGET_LABEL
 from tests.kedro_project import make_project_copy
+from zeroshot_audio.audio import vggish
 from zeroshot_audio.cli import cli, print_results, spread_labels
+from zeroshot_audio.contracts.checkpoint import Checkpoint
+from zeroshot_audio.contracts.segment_table import EmbedderSpec
+from zeroshot_audio.inference.export import export_checkpoint
 
 # The planted model and real audio of tests/inference (fixtures used below).
 sounds, audio_dir, featurize_config, embedder, text_encoder, planted = (
@@ -106,6 +112,68 @@ def test_tables_print_names_with_markup_characters_as_they_are():
         assert shown in text
 
 
+def test_predict_with_an_exported_model_prints_the_project_predictors_scores(tmp_path):
+    checkpoint = make_checkpoint(threshold=0.1)
+    folder = export_checkpoint(checkpoint, tmp_path / "shared model")
+    result = CliRunner().invoke(
+        cli, ["predict", audio_file(), "--model", str(folder), "--labels", *LABELS]
+    )
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.replace("│", " ").split())
+    expected = project_scores(checkpoint, [audio_file()], LABELS)
+    for row in expected.itertuples(index=False):
+        assert f"{row.label} {row.score:.3f}" in shown
+    assert "model rot0/temporal_attention (temporal_attention), threshold tuned 0.1" in shown
+
+
+def test_a_model_of_other_vggish_weights_is_refused_naming_both(tmp_path):
+    """Features made with other VGGish weights: the model records the sha256 of its network
+    file; this machine's file (a valid tensor file, not pinned) has another."""
+    theirs = "ab" * 32
+    spec = EmbedderSpec.from_dict(
+        {
+            **make_checkpoint().embedder.to_dict(),
+            "weights": "official",
+            "weights_fingerprint": theirs,
+        }
+    )
+    trained_on = Checkpoint.from_dict({**make_checkpoint().to_dict(), "embedder": spec})
+    folder = export_checkpoint(trained_on, tmp_path / "model")
+    ours = tmp_path / "my-vggish.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, ours)
+    params = f"featurize.weights.path={ours},featurize.weights.sha256=null,featurize.weights.download=false"
+    result = CliRunner().invoke(
+        cli,
+        ["predict", audio_file(), "--model", str(folder), "--params", params, "--labels", "dog"],
+    )
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "VGGish weights here differ from those the model was trained on" in message
+    assert theirs in message and vggish.file_sha256(ours) in message
+    assert "rot0/temporal_attention" not in message.split("error:")[0]  # nothing tagged first
+
+
+def test_export_names_an_unknown_model_uri_and_a_folder_outside_a_project(tmp_path):
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")  # an empty store
+    try:
+        unknown = CliRunner().invoke(
+            cli, ["export", "models:/zeroshot_audio_tagger/7", "--out", str(tmp_path / "a")]
+        )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert unknown.exit_code == 1
+    assert "models:/zeroshot_audio_tagger/7" in " ".join(unknown.output.split())
+    outside = CliRunner().invoke(
+        cli, ["export", "auto", "--out", str(tmp_path / "b"), "--project", str(tmp_path)]
+    )
+    assert outside.exit_code == 1
+    assert "is not in a Kedro project" in " ".join(outside.output.split())
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_run_is_kedros_run_command():
     from kedro.framework.cli.project import run
 
@@ -123,6 +191,11 @@ def zeroshot_audio(project: Path, *args: str) -> subprocess.CompletedProcess:
         timeout=600,
         check=False,
     )
+
+
+def _tables(stdout: str) -> str:
+    """The per-file tables and the failures, up to the summary line."""
+    return stdout.split("\nmodel ", maxsplit=1)[0]
 
 
 @pytest.mark.slow
@@ -173,6 +246,13 @@ def test_the_command_tags_files_and_reports_a_bad_one_and_a_missing_model(plante
     # results on stdout, Kedro's log lines on stderr
     assert " - INFO - " not in after.stdout and "kedro" not in after.stdout.lower()
     assert " - INFO - " in after.stderr and "Running node: tag_audio_files" in after.stderr
+    # the same model exported and loaded with --model DIR: the same tables, without Kedro
+    assert zeroshot_audio(project, "export", "auto", "--out", "shared").returncode == 0
+    assert {p.name for p in (project / "shared").iterdir()} == {"config.json", "model.safetensors"}
+    shared = zeroshot_audio(project, *args, "--model", "shared")
+    assert shared.returncode == 1, shared.stdout[-3000:] + shared.stderr[-3000:]
+    assert _tables(shared.stdout) == _tables(after.stdout)
+    assert "Running node" not in shared.stderr
     events = sorted((project / "data/07_model_output/sound_events.csv").glob("*/sound_events.csv"))
     assert len(events) == 1
     table = pd.read_csv(events[0])

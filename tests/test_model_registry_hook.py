@@ -52,9 +52,16 @@ def test_registers_after_the_run_was_closed_with_the_evaluation_metrics(trained_
     temp_store(tmp_path, "registry-hook")
     report = {
         "mlflow_metrics": {
-            "eval/rot1/temporal_attention/micro_f1": 0.33,
-            "eval/temporal_attention/micro_f1_mean": 0.3,
-            "eval/rot0/temporal_attention/micro_f1": 0.1,  # another rotation: not attached
+            "evaluate/rot1/temporal_attention/micro_f1": 0.33,
+            "evaluate/temporal_attention/micro_f1_mean": 0.3,
+            "evaluate/rot0/temporal_attention/micro_f1": 0.1,  # another rotation: not attached
+            "evaluate/uniform/micro_f1_mean": 0.2,  # another method: not attached
+        }
+    }
+    localisation = {
+        "mlflow_metrics": {
+            "evaluate/localisation/rot1/temporal_attention/true_tags/f1": 0.5,
+            "evaluate/localisation/rot1/uniform/true_tags/f1": 0.9,  # another method
         }
     }
     hook = ModelRegistryHook()
@@ -62,6 +69,7 @@ def test_registers_after_the_run_was_closed_with_the_evaluation_metrics(trained_
         hook.before_pipeline_run()
         with mlflow.start_run() as run:  # what kedro-mlflow opens, and closes before our hook
             hook.after_node_run({"trained_models": trained_models})
+            hook.after_node_run({"localisation_report": localisation})
             hook.after_node_run({"evaluation_report": report})
         catalog = _Catalog({"params:predict": PREDICT_PARAMS})
         hook.after_pipeline_run(_pipeline("trained_models", "evaluation_report"), catalog)
@@ -71,10 +79,17 @@ def test_registers_after_the_run_was_closed_with_the_evaluation_metrics(trained_
         assert served["localisation"] == PREDICT_PARAMS["localisation"]
         assert version.run_id == run.info.run_id
         assert version.tags["checkpoint.name"] == "rot1/temporal_attention"
-        assert version.tags["eval/rot1/temporal_attention/micro_f1"] == "0.33"
-        assert version.tags["eval/temporal_attention/micro_f1_mean"] == "0.3"
+        assert version.tags["evaluate/rot1/temporal_attention/micro_f1"] == "0.33"
+        assert version.tags["evaluate/temporal_attention/micro_f1_mean"] == "0.3"
+        assert version.tags["evaluate/localisation/rot1/temporal_attention/true_tags/f1"] == "0.5"
         assert version.tags["train/rot1/temporal_attention/validation_micro_f1"] == "0.4"
-        assert "eval/rot0/temporal_attention/micro_f1" not in version.tags
+        attached = {k for k in version.tags if k.startswith(("evaluate/", "train/"))}
+        assert attached == {
+            "evaluate/rot1/temporal_attention/micro_f1",
+            "evaluate/temporal_attention/micro_f1_mean",
+            "evaluate/localisation/rot1/temporal_attention/true_tags/f1",
+            "train/rot1/temporal_attention/validation_micro_f1",
+        }
         tags = mlflow.get_run(run.info.run_id).data.tags
         assert tags["model_registry"].startswith("zeroshot_audio_tagger v1")
         assert mlflow.active_run() is None  # the reopened run is closed again

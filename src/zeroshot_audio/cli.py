@@ -7,13 +7,20 @@
   encoder recorded in it) is the latest version of ``trained_models``, and the run is tracked in
   MLflow like any ``kedro run``. Results go to stdout; Kedro's log lines to stderr
   (conf/logging.yml). ``--labels`` takes every word up to the next option or ``--``.
+  With ``--model DIR_OR_MLFLOW_URI`` (a folder written by ``export``, ``models:/name/version``,
+  ``models:/name/latest``, ``runs:/run_id/tagger``) it needs no project: the checkpoint is loaded,
+  its provenance checked (a model whose VGGish weights or label encoder cannot be reproduced here
+  is refused, naming what differs), and the same tables are printed; nothing is written.
+- ``zeroshot-audio export MODEL --out DIR``: write one trained checkpoint (a ``trained_models``
+  name, ``auto``, or an MLflow model URI) as ``model.safetensors`` + ``config.json``.
 - ``zeroshot-audio run ...``: Kedro's own ``run`` command, unchanged (``kedro run`` too).
 
 Kedro imports this module to find project commands (``cli``) and ``python -m zeroshot_audio``
 uses its ``run``, so the module imports nothing heavy at import time.
 
 Exit codes of ``predict``: 0 every file tagged; 1 some files could not be read (the others are
-tagged and printed), no trained model, or the run failed; 2 bad usage (no labels, no audio).
+tagged and printed), no trained model, a model refused (provenance), or the run failed; 2 bad
+usage (no labels, no audio). ``export``: 0 written; 1 no such model or the folder holds one.
 """
 
 from __future__ import annotations
@@ -100,7 +107,12 @@ LABEL_FLAGS = ("-l", "--labels")
     help="tag when score >= SCORE (default: the threshold tuned on validation at training)",
 )
 @click.option("--top-k", type=int, metavar="K", help="tag the K best labels of each file")
-@click.option("--model", help="checkpoint name, e.g. rot1/temporal_attention (default: auto)")
+@click.option(
+    "--model",
+    metavar="NAME|DIR|URI",
+    help="checkpoint name (e.g. rot1/temporal_attention; default: auto), a folder written by "
+    "`export`, or an MLflow model URI (models:/zeroshot_audio_tagger/3, .../latest, runs:/ID/tagger)",
+)
 @click.option("--hop", type=float, metavar="SECONDS", help="window hop (default: no overlap)")
 @click.option("--max-files", type=int, metavar="N", help="tag at most N files")
 @click.option("--no-figures", is_flag=True, help="do not draw a figure per file")
@@ -177,6 +189,16 @@ def predict_main(options: dict[str, Any]) -> int:
             "[bold red]error:[/] no audio file to tag in " + escape(", ".join(options["audio"]))
         )
         return 2
+    if options["model"] and is_model_source(options["model"]):
+        return predict_with_model_source(options, audio, labels, console, err)
+    return _predict_in_project(options, audio, labels, console, err)
+
+
+def _predict_in_project(
+    options: dict[str, Any], audio: list[str], labels: list[str], console: Any, err: Any
+) -> int:
+    """Run the project's ``predict`` pipeline in a ``KedroSession`` and print its outputs."""
+    from rich.markup import escape
 
     project = _find_project(options["project"])
     if project is None:
@@ -218,6 +240,95 @@ def predict_main(options: dict[str, Any]) -> int:
         paths = {name: dataset_path(catalog.get(name), version) for name in OUTPUTS}
     print_results(console, predictions, events, report, paths)
     return 1 if report["n_files_failed"] else 0
+
+
+def is_model_source(model: str) -> bool:
+    """An exported folder or an MLflow model URI (anything else names a ``trained_models`` entry)."""
+    from zeroshot_audio.inference.export import MLFLOW_URI_SCHEMES
+
+    return model.startswith(MLFLOW_URI_SCHEMES) or Path(model).expanduser().is_dir()
+
+
+def predict_with_model_source(
+    options: dict[str, Any], audio: list[str], labels: list[str], console: Any, err: Any
+) -> int:
+    """``predict --model DIR_OR_URI``, Kedro-free: load and check the checkpoint, tag, print the
+    tables of the in-project ``predict``. Free-text labels only (AudioSet mids need the project's
+    ``label_embeddings``); ``--params featurize.weights.*`` says where the VGGish files are."""
+    from rich.markup import escape
+
+    from zeroshot_audio.inference import (
+        PredictConfig,
+        Predictor,
+        resolve_labels,
+        tag_audio,
+        weights_location,
+    )
+    from zeroshot_audio.inference.export import resolve_model_source
+
+    params = _runtime_params(options, audio, labels)
+    try:
+        config = PredictConfig.from_params(params["predict"])
+        checkpoint = resolve_model_source(options["model"])
+        predictor = Predictor(
+            checkpoint,
+            weights_location=weights_location(params.get("featurize")),
+            min_sound_s=config.min_sound_s,
+        )
+        table = resolve_labels(config.labels, None, checkpoint.train_classes)
+        result, report = tag_audio(predictor, table, config)
+    except (OSError, ValueError, RuntimeError) as error:  # ProvenanceError is a ValueError
+        err.print(f"[bold red]error:[/] model {escape(options['model'])}: {escape(str(error))}")
+        return 1
+    print_results(console, result.predictions, result.events, report, {})
+    return 1 if report["n_files_failed"] else 0
+
+
+@cli.command("export")
+@click.argument("model", default="auto")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="folder to write model.safetensors + config.json into (must not hold a model yet)",
+)
+@click.option("--env", help="Kedro configuration environment (default: local)")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Kedro project folder (default: the one around .)",
+)
+def export(model: str, out_dir: Path, env: str | None, project: Path | None) -> None:
+    """Write MODEL as a portable folder (model.safetensors + config.json, no pickle) to share,
+    serve or load with `predict --model DIR`. MODEL: a checkpoint of this project's latest
+    `trained_models` (e.g. rot1/temporal_attention; default: auto, the temporal-attention model
+    of the rotation with the best validation micro-F1), or an MLflow URI (models:/..., runs:/...).
+    """
+    from zeroshot_audio.inference import export as portable
+
+    try:
+        if model.startswith(portable.MLFLOW_URI_SCHEMES):
+            checkpoint = portable.resolve_model_source(model)
+        else:
+            root = _find_project(project)
+            if root is None:
+                raise click.ClickException(
+                    f"{(project or Path.cwd()).resolve()} is not in a Kedro project: run from "
+                    "the project folder, pass --project, or give an MLflow URI"
+                )
+            from kedro.framework.session import KedroSession
+
+            with KedroSession.create(project_path=root, env=env) as session:
+                catalog = session.load_context().catalog
+                if not catalog.exists("trained_models"):
+                    raise click.ClickException(f"no trained model yet; {TRAIN_HINT}")
+                trained = catalog.load("trained_models")
+            checkpoint = portable.select_checkpoint(trained, model)
+        folder = portable.export_checkpoint(checkpoint, out_dir)
+    except (OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"exported {checkpoint.name} to {folder}")
 
 
 def _find_project(given: Path | None) -> Path | None:

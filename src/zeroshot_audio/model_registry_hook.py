@@ -5,10 +5,12 @@ temporal-attention model of the rotation with the best validation micro-F1 (ties
 in sorted order), the same rule as ``predict``'s ``model: auto``. It is chosen on validation, never
 on the test fold, so the registered model's test metrics stay honest.
 
-What is attached: the run's evaluation metrics of that rotation and method
-(``eval/<rotation>/temporal_attention/*``) and the method's means over rotations
-(``eval/temporal_attention/*``) as model-version tags; after a ``train``-only run, the checkpoint's
-validation micro-F1. They are already run metrics (``MlflowReportHook`` logs every report), so
+What is attached (keys as in docs/users.md, "MLflow metric names"): the run's evaluation metrics
+of that rotation and method (``evaluate/<rotation>/temporal_attention/*``), the method's means and
+spreads over rotations (``evaluate/temporal_attention/*_mean``, ``*_std``) and the same two for
+localisation (``evaluate/localisation/<rotation>/temporal_attention/*``,
+``evaluate/localisation/temporal_attention/*``), as model-version tags; always the checkpoint's
+validation micro-F1 (``train/<rotation>/temporal_attention/validation_micro_f1``). They are already run metrics (``MlflowReportHook`` logs every report), so
 they are not logged twice. The served model's decision rules (threshold rule, localisation, hop)
 are the run's ``predict`` parameters, so it decides as ``zeroshot-audio predict`` does.
 
@@ -27,23 +29,32 @@ import mlflow
 from kedro.framework.hooks import hook_impl
 
 from zeroshot_audio.contracts.checkpoint import Checkpoint
+from zeroshot_audio.inference.config import weights_location
 from zeroshot_audio.inference.export import select_checkpoint
 
 log = logging.getLogger(__name__)
 
 TRAINED = "trained_models"
 EVALUATED = "evaluation_report"
+LOCALISED = "localisation_report"
+REPORTS = (EVALUATED, LOCALISED)
 METHOD = "temporal_attention"
 
 
-def registry_metrics(checkpoint: Checkpoint, evaluation_report: Mapping[str, Any] | None) -> dict:
-    """The metrics attached to the registered version (see module doc)."""
+def registry_metrics(checkpoint: Checkpoint, *reports: Mapping[str, Any] | None) -> dict:
+    """The metrics attached to the registered version, from the ``mlflow_metrics`` of
+    ``evaluation_report`` and ``localisation_report`` (see module doc)."""
     rotation = checkpoint.rotation["name"]
     metrics = {f"train/{rotation}/{METHOD}/validation_micro_f1": checkpoint.validation_micro_f1}
-    prefixes = (f"eval/{rotation}/{METHOD}/", f"eval/{METHOD}/")
-    for key, value in ((evaluation_report or {}).get("mlflow_metrics") or {}).items():
-        if key.startswith(prefixes):
-            metrics[key] = value
+    prefixes = tuple(
+        f"evaluate/{scope}{part}/"
+        for scope in ("", "localisation/")
+        for part in (f"{rotation}/{METHOD}", METHOD)
+    )
+    for report in reports:
+        for key, value in ((report or {}).get("mlflow_metrics") or {}).items():
+            if key.startswith(prefixes):
+                metrics[key] = value
     return metrics
 
 
@@ -64,7 +75,7 @@ class ModelRegistryHook:
         run = mlflow.active_run()
         if run is not None:
             self._run_id = run.info.run_id
-        for name in (TRAINED, EVALUATED):
+        for name in (TRAINED, *REPORTS):
             if name in outputs:
                 self._outputs[name] = outputs[name]
 
@@ -98,14 +109,14 @@ class ModelRegistryHook:
         trained = self._outputs.get(TRAINED)
         if trained is None:
             trained = catalog.load(TRAINED)
-        report = self._outputs.get(EVALUATED)
         checkpoint = select_checkpoint(trained, "auto")
         version = log_tagger(
             checkpoint,
             self.registered_model_name or REGISTERED_MODEL_NAME,
-            metrics=registry_metrics(checkpoint, report),
-            settings=TaggerSettings.from_predict_params(_predict_params(catalog)),
+            metrics=registry_metrics(checkpoint, *(self._outputs.get(n) for n in REPORTS)),
+            settings=TaggerSettings.from_predict_params(_params(catalog, "predict")),
             log_run_metrics=False,
+            weights_location=weights_location(_params(catalog, "featurize")),
         )
         mlflow.set_tag("model_registry", f"{version.name} v{version.version} ({checkpoint.name})")
         log.info(
@@ -113,9 +124,10 @@ class ModelRegistryHook:
         )
 
 
-def _predict_params(catalog: Any) -> dict[str, Any]:
-    """The run's ``predict`` parameters (the served model's decision rules), {} when absent."""
+def _params(catalog: Any, name: str) -> dict[str, Any]:
+    """The run's ``predict`` (the served model's decision rules) or ``featurize`` (where the
+    VGGish files are) parameters; {} when absent."""
     try:
-        return dict(catalog.load("params:predict") or {})
-    except Exception:  # a catalog without them (e.g. a test double): the predict defaults
+        return dict(catalog.load(f"params:{name}") or {})
+    except Exception:  # a catalog without them (e.g. a test double): the defaults
         return {}

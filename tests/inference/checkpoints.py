@@ -64,34 +64,23 @@ def audio_file() -> str:
 
 
 def project_scores(checkpoint: Checkpoint, paths: list[str], labels: list[str]):
-    """Scores of the project's predictor built as the ``predict`` pipeline builds it: featurize
-    set-up and label encoder from conf/base, the checkpoint's weights (independent of
+    """Scores of the project's predictor built as the ``predict`` pipeline's node builds it: the
+    checkpoint, and the VGGish location of conf/base's ``featurize.weights`` (independent of
     ``inference.mlflow_model``'s adapter)."""
-    from zeroshot_audio.predict import (
+    from zeroshot_audio.inference import (
         PredictConfig,
         Predictor,
-        featurize_config_for_model,
         predict_files,
         resolve_labels,
+        weights_location,
     )
 
     featurize = yaml.safe_load((CONF / "parameters_featurize.yml").read_text())["featurize"]
     featurize["weights"]["download"] = False
-    encoder = yaml.safe_load((CONF / "parameters_embed_labels.yml").read_text())
-    encoder = dict(encoder["embed_labels"]["encoder"])
-    legacy = {
-        "config": checkpoint.model_config,
-        "state_dict": checkpoint.state_dict,
-        "threshold": checkpoint.threshold,
-        "label_encoder": encoder,
-    }
-    predictor = Predictor(
-        legacy,
-        featurize_config_for_model(featurize, seed=project_seed(), device="cpu"),
-        device="cpu",
-    )
+    predictor = Predictor(checkpoint, device="cpu", weights_location=weights_location(featurize))
     config = PredictConfig(audio=tuple(paths), labels=tuple(labels))
-    result = predict_files(predictor, paths, resolve_labels(labels), config, progress=False)
+    labels_table = resolve_labels(config.labels, None, checkpoint.train_classes)
+    result = predict_files(predictor, paths, labels_table, config, progress=False)
     return result.predictions
 
 

@@ -25,6 +25,7 @@ from tests.inference.checkpoints import (
     project_scores,
     temp_store,
 )
+from zeroshot_audio.audio.embed import ProvenanceError
 from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.contracts.segment_table import EmbedderSpec
 from zeroshot_audio.inference.export import resolve_model_source
@@ -44,7 +45,7 @@ def store(tmp_path_factory):
     previous = mlflow.get_tracking_uri()
     uri = temp_store(tmp, "sharing-test")
     checkpoint = make_checkpoint()
-    version = log_tagger(checkpoint, metrics={"eval/rot0/temporal_attention/micro_f1": 0.31})
+    version = log_tagger(checkpoint, metrics={"evaluate/rot0/temporal_attention/micro_f1": 0.31})
     yield {"uri": uri, "tmp": tmp, "version": version, "checkpoint": checkpoint}
     mlflow.set_tracking_uri(previous)
 
@@ -58,11 +59,11 @@ def expected():
 def test_registered_with_its_metrics(store):
     version = store["version"]
     assert version.name == REGISTERED_MODEL_NAME and str(version.version) == "1"
-    assert version.tags["eval/rot0/temporal_attention/micro_f1"] == "0.31"
+    assert version.tags["evaluate/rot0/temporal_attention/micro_f1"] == "0.31"
     assert version.tags["checkpoint.name"] == "rot0/temporal_attention"
     assert version.tags["checkpoint.vggish_weights"] == "random"
     run = mlflow.get_run(version.run_id)
-    assert run.data.metrics["eval/rot0/temporal_attention/micro_f1"] == pytest.approx(0.31)
+    assert run.data.metrics["evaluate/rot0/temporal_attention/micro_f1"] == pytest.approx(0.31)
 
 
 def test_log_load_predict_gives_the_project_predictors_scores(store, expected):
@@ -108,16 +109,16 @@ def test_features_from_other_vggish_weights_are_refused(tmp_path):
     trained_on = _with_embedder(
         make_checkpoint(), weights="official", weights_fingerprint="ab" * 32
     )
-    with pytest.raises(ValueError, match="VGGish weights mismatch.*abab"):
+    with pytest.raises(ProvenanceError, match="OFFICIAL VGGish weights.*expected abab"):
         _predict_files(
             trained_on, [audio_file()], LABELS, TaggerSettings(),
             weights_files={"vggish_network": str(other)},
         )  # fmt: skip
     unknown_seed = _with_embedder(make_checkpoint(), weights_fingerprint="random:xavier")
-    with pytest.raises(ValueError, match="cannot be rebuilt"):
+    with pytest.raises(ProvenanceError, match="seed is not recorded"):
         _predict_files(unknown_seed, [audio_file()], LABELS, TaggerSettings())
     external = _with_embedder(make_checkpoint(), source="external")
-    with pytest.raises(ValueError, match="external features"):
+    with pytest.raises(ProvenanceError, match="features brought from outside"):
         _predict_files(external, [audio_file()], LABELS, TaggerSettings())
 
 

@@ -17,7 +17,6 @@ from zeroshot_audio.audio.embed import ProvenanceError
 from zeroshot_audio.inference.config import (
     FigureConfig,
     PredictConfig,
-    ThresholdConfig,
     parse_labels,
     weights_location,
 )
@@ -29,6 +28,7 @@ from zeroshot_audio.inference.predictor import (
     select_checkpoint,
 )
 from zeroshot_audio.inference.tagging import PredictResult, predict_files, tag_audio
+from zeroshot_audio.model.metrics import ThresholdConfig
 
 __all__ = [
     "FigureConfig",

@@ -1,6 +1,7 @@
 """The ``predict`` parameters, typed (conf/base/parameters_predict.yml), and label-list parsing.
 
 Every block is built by ``config.build_strict``: a typo (``treshold:``) is an error naming it.
+``ThresholdConfig`` is ``evaluate``'s (``model.metrics``), re-exported here: one rule, one type.
 """
 
 from __future__ import annotations
@@ -13,28 +14,13 @@ from typing import Any
 from zeroshot_audio.audio import vggish
 from zeroshot_audio.config import build_strict
 from zeroshot_audio.model.localisation import LocalisationRule
-from zeroshot_audio.model.metrics import THRESHOLD_RULES
+from zeroshot_audio.model.metrics import ThresholdConfig
 
 # What a folder is searched for; a file named explicitly is always tried, whatever its suffix.
 AUDIO_EXTENSIONS = ("wav", "flac", "ogg", "oga", "opus", "mp3", "aiff", "aif", "m4a", "webm", "mp4")
 FILE_SCORES = ("max", "mean")
 LABEL_SEPARATOR = ";"
 _MID_PATTERN = re.compile(r"^/[a-z]/[0-9a-z_]+$")
-
-
-@dataclass(frozen=True)
-class ThresholdConfig:
-    """As in ``evaluate``: ``tuned`` (the checkpoint's validation threshold), ``fixed``, ``top_k``."""
-
-    rule: str = "tuned"
-    fixed: float = 0.0
-    top_k: int = 1
-
-    def __post_init__(self) -> None:
-        if self.rule not in THRESHOLD_RULES:
-            raise ValueError(f"threshold rule must be one of {THRESHOLD_RULES}, got {self.rule!r}")
-        if int(self.top_k) < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
 
 
 @dataclass(frozen=True)

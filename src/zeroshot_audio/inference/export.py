@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ from safetensors.torch import load_file, save_file
 
 import zeroshot_audio
 from zeroshot_audio.contracts.checkpoint import Checkpoint
+from zeroshot_audio.inference import predictor
 from zeroshot_audio.model.attention import ModelConfig, TemporalAttentionModel
 
 EXPORT_FORMAT = "zeroshot-audio/checkpoint"
@@ -197,26 +197,15 @@ def resolve_model_source(uri_or_path: str | Path, dst_dir: str | Path | None = N
 
 
 def select_checkpoint(trained_models: Mapping[str, Any], name: str = "auto") -> Checkpoint:
-    """``trained_models[name]``, or for ``auto`` the temporal-attention checkpoint with the best
-    validation micro-F1 (ties: the first name in sorted order): chosen on validation, never on
-    the test fold. Entries may be :class:`Checkpoint` objects or their ``to_dict`` form."""
-    checkpoints = {
-        key: value if isinstance(value, Checkpoint) else Checkpoint.from_dict(value)
-        for key, value in trained_models.items()
-    }
-    if name != "auto":
-        if name not in checkpoints:
-            raise ValueError(f"no checkpoint {name!r}; available: {sorted(checkpoints)} or 'auto'")
-        return checkpoints[name]
-    candidates = sorted(k for k, c in checkpoints.items() if c.method == "temporal_attention")
-    if not candidates:
+    """``trained_models[name]``, or for ``auto`` the rule of ``predict``
+    (:func:`.predictor.select_checkpoint`: the temporal-attention checkpoint with the best
+    validation micro-F1, never chosen on the test fold), except that only a temporal-attention
+    model is shared: without one, ``auto`` is an error. Entries may be :class:`Checkpoint`
+    objects or their ``to_dict`` form."""
+    checkpoints = predictor.as_checkpoints(trained_models)
+    if name == "auto" and not any(c.method == "temporal_attention" for c in checkpoints.values()):
         raise ValueError(f"no temporal_attention checkpoint among {sorted(checkpoints)}")
-
-    def validation(key: str) -> float:
-        value = checkpoints[key].validation_micro_f1
-        return value if math.isfinite(value) else float("-inf")
-
-    return checkpoints[max(candidates, key=validation)]
+    return predictor.select_checkpoint(checkpoints, name)[1]
 
 
 def describe(checkpoint: Checkpoint) -> dict[str, Any]:

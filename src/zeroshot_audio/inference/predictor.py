@@ -32,9 +32,9 @@ from zeroshot_audio.audio.embed import (
 from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.contracts.label_table import LabelEncoderSpec
 from zeroshot_audio.device import resolve_device
-from zeroshot_audio.inference.config import ThresholdConfig
 from zeroshot_audio.inference.inputs import AudioWindows, cut_file
 from zeroshot_audio.model.attention import ModelConfig, TemporalAttentionModel
+from zeroshot_audio.model.metrics import ThresholdConfig
 
 logger = logging.getLogger(__name__)
 

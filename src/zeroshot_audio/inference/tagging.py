@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from zeroshot_audio.audio import io as audio_io
-from zeroshot_audio.inference.config import PredictConfig, ThresholdConfig
+from zeroshot_audio.inference.config import PredictConfig
 from zeroshot_audio.inference.inputs import (
     UNEXPECTED_ERROR,
     AudioWindows,
@@ -33,7 +33,7 @@ from zeroshot_audio.model.localisation import (
     active_segments,
     segments_to_events,
 )
-from zeroshot_audio.model.metrics import apply_threshold_rule
+from zeroshot_audio.model.metrics import ThresholdConfig, apply_threshold_rule
 
 logger = logging.getLogger(__name__)
 
