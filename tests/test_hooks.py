@@ -289,9 +289,11 @@ def test_a_copied_project_writes_its_artifacts_into_itself(tmp_path, monkeypatch
     assert len([p for p in _files(copy) if p.endswith("reports/note.txt")]) == 2
 
 
-def test_an_artifact_location_chosen_elsewhere_is_left_alone(tmp_path, caplog):
+def test_an_artifact_location_chosen_elsewhere_is_left_alone(tmp_path, caplog, monkeypatch):
     project = tmp_path / "project"
     project.mkdir()
+    # MLflow roots the new database's Default experiment at <cwd>/mlruns: keep the checkout out
+    monkeypatch.chdir(project)
     uri = f"sqlite:///{project / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.MlflowClient().create_experiment("x", artifact_location=str(tmp_path / "store"))

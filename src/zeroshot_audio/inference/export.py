@@ -20,7 +20,6 @@ width than the model was built for) is refused with a message naming what is wro
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import zeroshot_audio
+from zeroshot_audio.audio.vggish_weights import file_sha256
 from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.inference import predictor
 from zeroshot_audio.model.attention import ModelConfig, TemporalAttentionModel
@@ -41,14 +41,6 @@ TENSORS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CONFIG_KEYS = ("format", "export_version", "package_version", "tensors_sha256", "checkpoint")
 MLFLOW_URI_SCHEMES = ("models:/", "runs:/")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_checkpoint(checkpoint: Checkpoint, out_dir: str | Path) -> Path:
@@ -68,7 +60,7 @@ def export_checkpoint(checkpoint: Checkpoint, out_dir: str | Path) -> Path:
         "format": EXPORT_FORMAT,
         "export_version": EXPORT_VERSION,
         "package_version": zeroshot_audio.__version__,
-        "tensors_sha256": _sha256(out / TENSORS_FILE),
+        "tensors_sha256": file_sha256(out / TENSORS_FILE),
         "checkpoint": fields,
     }
     text = json.dumps(config, indent=2, sort_keys=True)
@@ -107,7 +99,7 @@ def load_exported(path: str | Path) -> Checkpoint:
             f"is not {EXPORT_FORMAT!r} version {EXPORT_VERSION} (package "
             f"{config['package_version']!r} wrote it; this is {zeroshot_audio.__version__})"
         )
-    actual = _sha256(tensors_file)
+    actual = file_sha256(tensors_file)
     if actual != config["tensors_sha256"]:
         raise ValueError(
             f"{tensors_file} has sha256 {actual} but {config_file} names "
