@@ -9,7 +9,10 @@ clips with strong labels (no model runs again). For the test-fold (unseen) class
   the segment scores ``p_c + log(alpha_t * n_valid)`` (``attention_segment_scores``), no threshold;
 - ``<method>+all_active``: the same tags with every valid segment active (a tagger without time
   stamps); uniform's own threshold-free scores are exactly that (flat attention);
-- ``all_active``: every valid segment of the clip's *true* tags (knows whether, not when);
+- ``<method>/true_tags``: the attention-high segments of the clip's *true* tags: *when*
+  without *whether* (the tagger's errors removed);
+- ``all_active``: every valid segment of the clip's *true* tags (knows whether, not when): the
+  baseline of the ``true_tags`` rows;
 - ``ceiling_1s``: the reference itself on the 1-s grid (a segment is active when any event
   overlaps it). Perfect for segment metrics, but event F1 and PSDS stay far below 1 since 1-s
   boundaries miss the 200 ms onset collar: the resolution ceiling every row lives under.
@@ -40,6 +43,8 @@ logger = logging.getLogger(__name__)
 SED_METHODS = ("uniform", "temporal_attention")
 SED_ROWS = (
     "all_active",
+    "uniform/true_tags",
+    "temporal_attention/true_tags",
     "uniform+all_active",
     "uniform",
     "temporal_attention+all_active",
@@ -80,6 +85,7 @@ def sed_rotation(
         high = active_segments(attention, valid, rule)
         segment_scores = attention_segment_scores(result.scores[positions], attention, valid)
         rows[method] = sed_metrics(high & tags[:, None, :], reference, segment_scores)
+        rows[f"{method}/true_tags"] = sed_metrics(high & y_true[:, None, :], reference)
         rows[f"{method}+all_active"] = sed_metrics(all_active(valid, tags), reference)
     oracle = reference_grid(reference, valid.shape[1])
     rows["ceiling_1s"] = sed_metrics(oracle, reference, oracle.astype(np.float64))

@@ -42,8 +42,8 @@ def evaluation_table(report: dict[str, Any]) -> str:
     lines += _difference_lines(report.get("paired_differences"))
     lines += [
         "",
-        f'Threshold rule: `{report["threshold_rule"]}` (docs/reproduction.md, "Threshold '
-        f'rules"); F1 with zero_division='
+        f'Threshold rule: `{report["threshold_rule"]}` (docs/reproduction.md, "Thresholds"); '
+        f"F1 with zero_division="
         f"{report['zero_division']:g}; macro-F1 and mAP over test classes present in the test "
         f"clips; {report['definitions']['std']}. Every clip of each test fold is scored by every "
         "method; the supervised upper bound and the zero-rule are cross-fitted inside it.",
@@ -142,7 +142,9 @@ def localisation_table(localisation_report: dict[str, Any]) -> str:
 
 
 SED_TITLES = {
-    "all_active": "Every segment of the true tags (knows whether, not when)",
+    "all_active": "True tags, every segment active (knows whether, not when)",
+    "uniform/true_tags": "True tags, uniform attention-high segments",
+    "temporal_attention/true_tags": "True tags, temporal attention-high segments",
     "uniform+all_active": "Uniform tags, every segment active",
     "uniform": "Zero-shot, uniform aggregation",
     "temporal_attention+all_active": "Attention tags, every segment active",
@@ -180,7 +182,7 @@ def _sed_table(localisation_report: dict[str, Any]) -> list[str]:
         for column in columns:
             stats = sed[row].get(column)
             scale = 1.0 if column in ("segment_error_rate", "psds") else 100.0
-            digits = 2 if scale == 1.0 else 1
+            digits = {"segment_error_rate": 2, "psds": 3}.get(column, 1)
             cells.append(
                 "–"
                 if stats is None
@@ -190,7 +192,8 @@ def _sed_table(localisation_report: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "F1, AUROC and AP in %; ER and PSDS as fractions. Decision columns (F1, ER): tags by the "
-        f"`{localisation_report['threshold_rule']}` threshold rule, then attention-high segments "
+        f'`{localisation_report["threshold_rule"]}` threshold rule (rows "True tags": the '
+        "clip's real labels, no tag threshold), then attention-high segments "
         "(`predict.localisation`); AUROC, AP and PSDS are threshold-free (segment scores "
         "p_c + log(alpha_t n)). Event F1: 200 ms onset collar, offset collar max(200 ms, 20 %). "
         "The 1-s grid caps event F1 and PSDS (ceiling row). Libraries: sed_eval, "
