@@ -61,7 +61,7 @@ PARAMS: dict[str, Any] = {
             "mixed_precision": True,
             "show_progress": False,
         },
-        "supervised_split": {"test": 0.3, "validation": 0.2},
+        "supervised_crossfit": {"k": 3, "validation_fraction": 0.2},
     },
     "evaluate": {
         "threshold": {"rule": "tuned", "fixed": 0.0, "top_k": 1},
@@ -178,8 +178,8 @@ def planted_training() -> dict[str, Any]:
         splits = assign_roles(
             table.clips,
             rotations,
-            test_fraction=config.supervised_split.test,
-            validation_fraction=config.supervised_split.validation,
+            k=config.supervised_crossfit.k,
+            validation_fraction=config.supervised_crossfit.validation_fraction,
             seed=PARAMS["seed"],
         )
         run = train_rotations(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import mlflow
@@ -64,13 +65,24 @@ def test_full_run_reports_every_method_and_evaluate_alone_reuses_the_models(
     table = latest(full_run_project, "08_reporting/evaluation_table.md").read_text()
     for method in ("Zero-rule", "uniform", "temporal attention", "Supervised"):
         assert method in table
+    # every test-fold clip is scored: the per-rotation clip counts add up to all embedded clips
+    report = json.loads(latest(full_run_project, "08_reporting/evaluation_report.json").read_text())
+    training = json.loads(latest(full_run_project, "08_reporting/training_report.json").read_text())
+    n_scored = sum(r["n_test_clips"] for r in report["rotations"].values())
+    assert n_scored == training["clips"]["with_embeddings"] > 0
+    assert "- attention - uniform:" in table and "### DCASE metrics" in table
+    per_class = pd.read_parquet(latest(full_run_project, "08_reporting/per_class_ap.parquet"))
+    assert {"ap_temporal_attention", "ap_uniform", "ap_difference"} <= set(per_class.columns)
     runs = mlflow_runs(full_run_project)
     full_run = runs.iloc[0]
+    assert "metrics.evaluate/difference/temporal_attention_minus_uniform/micro_f1_low" in runs
     assert full_run["tags.vggish_weights"] == "random"  # degraded mode is visible on the run
     assert "metrics.evaluate/temporal_attention/micro_f1_mean" in runs.columns
     client = mlflow.MlflowClient()
     logged = {a.path for a in client.list_artifacts(full_run["run_id"])}
     assert {"models", "reports", "figures"} <= logged
+    figures = {a.path for a in client.list_artifacts(full_run["run_id"], "figures")}
+    assert "figures/per_class_ap_figure.png" in figures
     history = client.get_metric_history(
         full_run["run_id"], "train/rot0/temporal_attention/train_loss"
     )

@@ -91,7 +91,7 @@ def test_top_k_tags_exactly_k_classes_and_fixed_uses_its_value():
     assert (none.loc[none["method"] == "zero_rule", "predicted"].map(len) >= 1).all()
 
 
-def test_all_methods_are_scored_on_the_same_held_out_test_clips():
+def test_all_methods_are_scored_on_the_same_test_clips():
     table = prediction_table(_score())
     splits = planted_training()["splits"]
     for rotation, by_rotation in table.groupby("rotation"):
@@ -99,6 +99,33 @@ def test_all_methods_are_scored_on_the_same_held_out_test_clips():
         per_method = {m: set(g["ytid"]) for m, g in by_rotation.groupby("method")}
         assert set(per_method) == set(METHODS)
         assert all(clips == set(test["ytid"]) for clips in per_method.values())
+
+
+def test_every_test_fold_clip_is_scored_and_never_by_a_model_that_saw_it():
+    """Cross-fitting through the real train -> evaluate path: each test clip's supervised score
+    comes from the model of its part, whose training and validation clips exclude it."""
+    trained = planted_training()
+    run, table = trained["run"], trained["table"]
+    scores = _score()
+    for name, rotation in scores.rotations.items():
+        test_fold = table.clips.loc[table.clips["fold"] == rotation.folds["test"], "ytid"]
+        assert sorted(rotation.clips["ytid"]) == sorted(test_fold)  # all, each once
+        supervised = rotation.methods["supervised"]
+        ytids = rotation.clips["ytid"].astype(str).to_numpy()
+        assert set(np.unique(supervised.parts)) == {0, 1, 2}
+        for part in np.unique(supervised.parts):
+            model = run.methods[f"{name}/supervised/k{part}"]
+            seen = set(model.clip_ids["supervised_train"]) | set(
+                model.clip_ids["supervised_validation"]
+            )
+            scored = set(ytids[supervised.parts == part])
+            assert seen and scored and seen.isdisjoint(scored)
+            assert seen | scored == set(ytids)  # it learnt from the other parts only
+            # the zero-rule of this part counts the other parts' labels, not its own
+            np.testing.assert_allclose(
+                rotation.methods["zero_rule"].scores[supervised.parts == part][0],
+                rotation.y_true[np.isin(ytids, sorted(seen))].mean(axis=0),
+            )
 
 
 def test_heatmap_clips_are_the_most_labelled_with_their_attention():

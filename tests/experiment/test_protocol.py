@@ -14,6 +14,7 @@ from zeroshot_audio.experiment.protocol import (
     multi_hot,
     parse_rotations,
     segment_index,
+    split_clips,
 )
 
 
@@ -48,10 +49,20 @@ def test_targets_and_label_vectors_follow_the_class_order():
         label_matrix(labels, ["/m/q"])
 
 
-def test_role_fractions_must_leave_clips_for_supervised_training():
-    clips = pd.DataFrame({"ytid": ["a"], "start_s": [0.0], "fold": [2]})
+def test_cross_fitting_needs_enough_test_fold_clips_and_names_the_rotation():
+    clips = pd.DataFrame({"ytid": ["a", "b"], "start_s": [0.0, 0.0], "fold": [2, 2],
+                          "labels": [["/m/x"], ["/m/y"]]})  # fmt: skip
     rotation = [Rotation("r", (0,), 1, 2)]
-    with pytest.raises(ValueError, match="leave clips"):
-        assign_roles(clips, rotation, test_fraction=0.6, validation_fraction=0.4, seed=0)
-    with pytest.raises(ValueError, match=r"\(0, 1\)"):
-        assign_roles(clips, rotation, test_fraction=0.0, validation_fraction=0.4, seed=0)
+    with pytest.raises(ValueError, match=r"rotation 'r' \(test fold 2\).*too few"):
+        assign_roles(clips, rotation, k=3, validation_fraction=0.2, seed=0)
+
+
+def test_split_clips_filters_by_part_and_refuses_an_old_model_splits():
+    clips = pd.DataFrame({"ytid": ["a", "b"], "start_s": [0.0, 0.0], "fold": [2, 2],
+                          "labels": [[], []], "row": [0, 1]})  # fmt: skip
+    splits = pd.DataFrame({"rotation": "r", "role": "test", "ytid": ["a", "b"],
+                           "start_s": [0.0, 0.0], "part": [0, 1]})  # fmt: skip
+    assert split_clips(clips, splits, "r", "test", 1)["ytid"].tolist() == ["b"]
+    assert split_clips(clips, splits, "r", "test")["ytid"].tolist() == ["a", "b"]
+    with pytest.raises(ValueError, match="re-run the train pipeline"):
+        split_clips(clips, splits.drop(columns="part"), "r", "test")

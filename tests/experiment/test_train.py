@@ -48,9 +48,7 @@ def rot0():
     inputs = planted_catalog()
     table = ClipTable.load(inputs["segment_embeddings"], inputs["clip_folds"], "cpu")
     rotations = parse_rotations(PARAMS["folds"])
-    splits = assign_roles(
-        table.clips, rotations, test_fraction=0.3, validation_fraction=0.2, seed=1
-    )
+    splits = assign_roles(table.clips, rotations, k=3, validation_fraction=0.2, seed=1)
     return inputs, table, rotations[0], splits
 
 
@@ -58,12 +56,17 @@ def test_every_rotation_and_method_is_a_typed_checkpoint_with_provenance():
     trained = planted_training()
     run, table = trained["run"], trained["table"]
     rotations = [r["name"] for r in PARAMS["folds"]["rotations"]]
-    assert set(run.checkpoints) == {f"{r}/{m}" for r in rotations for m in TRAINED_METHODS}
+    k = PARAMS["train"]["supervised_crossfit"]["k"]
+    assert set(run.checkpoints) == {
+        f"{r}/{m}" for r in rotations for m in TRAINED_METHODS if m != "supervised"
+    } | {f"{r}/supervised/k{i}" for r in rotations for i in range(k)}
     ta = run.checkpoints["rot0/temporal_attention"]
     assert isinstance(ta, Checkpoint) and ta.name == "rot0/temporal_attention"
     assert ta.gamma == 0.5 and run.checkpoints["rot0/uniform"].gamma == 0.0
     assert set(ta.train_classes).isdisjoint(ta.test_classes)
-    assert run.checkpoints["rot0/supervised"].train_classes == ta.test_classes
+    supervised = run.checkpoints["rot0/supervised/k1"]
+    assert supervised.train_classes == ta.test_classes and supervised.crossfit_part == 1
+    assert supervised.name == "rot0/supervised/k1"
     assert (
         ta.model_config["semantic_dim"] == SEMANTIC_DIM and ta.model_config["acoustic_dim"] == 128
     )
@@ -118,10 +121,13 @@ def test_gamma_grid_keeps_the_gamma_with_the_best_validation_monitor(rot0):
     best = max(ta.grid, key=lambda p: p.best_value)
     assert ta.checkpoint.gamma == best.gamma and ta.checkpoint.best_value == best.best_value
     assert ta.checkpoint.gamma_grid == [0.0, 1.0]
-    supervised = run.methods["rot0/supervised"]
-    assert [p.gamma for p in supervised.grid] == [best.gamma]  # it reuses temporal's choice
-    assert supervised.checkpoint.gamma_grid == []
-    assert set(run.checkpoints) == {"rot0/temporal_attention", "rot0/supervised"}
+    for k in range(3):  # one cross-fitted model per part, each reusing temporal's choice
+        supervised = run.methods[f"rot0/supervised/k{k}"]
+        assert [p.gamma for p in supervised.grid] == [best.gamma]
+        assert supervised.checkpoint.gamma_grid == []
+    assert set(run.checkpoints) == {"rot0/temporal_attention"} | {
+        f"rot0/supervised/k{k}" for k in range(3)
+    }
 
 
 def test_gammas_of_each_method():
@@ -154,8 +160,12 @@ def test_unknown_keys_and_methods_are_refused_naming_them():
         TrainConfig.from_dict({**PARAMS["train"], "fit": {"lr": 0.1}})
     with pytest.raises(ValueError, match=r"unknown model parameter\(s\) \['tua'\]"):
         TrainConfig.from_dict({**PARAMS["train"], "model": {"tua": 0.5}})
-    with pytest.raises(ValueError, match=r"train.supervised_split parameter\(s\) \['tset'\]"):
-        TrainConfig.from_dict({**PARAMS["train"], "supervised_split": {"tset": 0.3}})
+    with pytest.raises(ValueError, match=r"train.supervised_crossfit parameter\(s\) \['kk'\]"):
+        TrainConfig.from_dict({**PARAMS["train"], "supervised_crossfit": {"kk": 3}})
+    with pytest.raises(ValueError, match="replaced by train.supervised_crossfit"):
+        TrainConfig.from_dict({**PARAMS["train"], "supervised_split": {"test": 0.3}})
+    with pytest.raises(ValueError, match="k must be >= 2"):
+        TrainConfig.from_dict({**PARAMS["train"], "supervised_crossfit": {"k": 1}})
     with pytest.raises(ValueError, match="unknown.*transformer"):
         TrainConfig.from_dict({**PARAMS["train"], "methods": ["temporal_attention", "transformer"]})
     with pytest.raises(ValueError, match="come from the data"):
@@ -183,8 +193,7 @@ def test_features_64_wide_and_external_label_vectors_of_any_width_train():
     table = ClipTable.load(inputs["segment_embeddings"], inputs["clip_folds"], "cpu")
     assert table.width == 64
     rotation = parse_rotations(PARAMS["folds"])[0]
-    splits = assign_roles(table.clips, [rotation], test_fraction=0.3, validation_fraction=0.2,
-                          seed=1)  # fmt: skip
+    splits = assign_roles(table.clips, [rotation], k=3, validation_fraction=0.2, seed=1)
     trained = train_method(
         table,
         rotation,

@@ -50,3 +50,38 @@ def test_localisation_table_rows_and_the_not_scored_note():
 def test_std_definition_is_stated_under_the_table(ddof):
     table = evaluation_table(tag_report(hand_made_scores(), {}, ddof=ddof))
     assert f"ddof={ddof}" in table
+
+
+def test_paired_difference_lines_and_the_dcase_table_are_under_their_tables():
+    report = tag_report(hand_made_scores(), {}, ddof=1)
+    interval = {"estimate": 0.016, "low": -0.012, "high": 0.043, "confidence_level": 0.95,
+                "interval_method": "percentile", "n_resamples": 1000, "n_clips": 4}  # fmt: skip
+    report["paired_differences"] = {
+        "intervals": {"pooled": {"micro_f1": interval}},
+        "lines": {
+            "pooled": ["attention - uniform: +1.6 [-1.2, +4.3] micro-F1 points"],
+            "rot0": ["attention - uniform: +2.0 [-1.0, +5.0] micro-F1 points"],
+        },
+    }
+    table = evaluation_table(report)
+    assert "- attention - uniform: +1.6 [-1.2, +4.3] micro-F1 points" in table
+    assert "- rot0: attention - uniform: +2.0 [-1.0, +5.0] micro-F1 points" in table
+    assert "95 % percentile bootstrap interval, 1000 resamples" in table
+    stats = {"mean": 0.5, "std": 0.1, "n_rotations": 2}
+    sed = {
+        "temporal_attention": {"segment_f1": stats, "segment_error_rate": stats, "psds": stats},
+        "ceiling_1s": {"event_f1": {"mean": 0.083, "std": 0.0, "n_rotations": 2}},
+    }
+    localisation = {
+        "summary": {},
+        "localisation_rule": {"rule": "uniform_ratio", "value": 1.0},
+        "rotations": {"rot0": {}},
+        "segment_s": 1.0,
+        "min_overlap_s": 0.0,
+        "threshold_rule": "tuned",
+        "sed": {"summary": sed},
+    }
+    lines = localisation_table(localisation)
+    assert "| Zero-shot, temporal attention | 50.0 ± 10.0 | 0.50 ± 0.10 | – |" in lines
+    assert "| Ceiling: the reference on the 1-s grid | – | – | 8.3 ± 0.0 |" in lines
+    assert "`tuned` threshold rule" in lines and "threshold-free" in lines

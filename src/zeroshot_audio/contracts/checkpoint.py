@@ -50,6 +50,8 @@ class Checkpoint:
     segment_dtype: str = "float32"
     gamma_grid: list[float] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
+    # cross-fitted supervised model: the part of the test fold it scores (None: not cross-fitted)
+    crossfit_part: int | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -58,8 +60,10 @@ class Checkpoint:
 
     @property
     def name(self) -> str:
-        """``<rotation>/<method>``, its key in ``trained_models``."""
-        return f"{self.rotation['name']}/{self.method}"
+        """``<rotation>/<method>`` (``/k<part>`` for a cross-fitted model), its key in
+        ``trained_models``."""
+        name = f"{self.rotation['name']}/{self.method}"
+        return name if self.crossfit_part is None else f"{name}/k{self.crossfit_part}"
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -132,9 +132,11 @@ class ClipTable:
     def width(self) -> int:
         return int(self.segments.shape[2])
 
-    def role(self, model_splits: pd.DataFrame, rotation: str, role: str) -> pd.DataFrame:
-        """The clips (with row and labels) of one rotation and role, in model_splits order."""
-        return split_clips(self.clips, model_splits, rotation, role)
+    def role(
+        self, model_splits: pd.DataFrame, rotation: str, role: str, part: int | None = None
+    ) -> pd.DataFrame:
+        """The clips (with row, labels, part) of one rotation and role (and cross-fit part)."""
+        return split_clips(self.clips, model_splits, rotation, role, part)
 
     def clip_set(
         self, clips: pd.DataFrame, classes: Sequence[str], label_embeddings: pd.DataFrame

@@ -1,7 +1,9 @@
 """Evaluation of the paper's protocol: score every test clip once per model, report many times.
 
-:func:`score_rotation` scores one rotation's held-out test clips with each of its checkpoints
-in ONE pass that yields scores and attention, plus the zero-rule baseline. From these
+:func:`score_rotation` scores every clip of one rotation's test fold with each of its checkpoints
+in ONE pass that yields scores and attention, plus the zero-rule baseline. The cross-fitted
+supervised models (``<rotation>/supervised/k<i>``) and the zero-rule each score only their own
+part's clips (``experiment.protocol``); the parts are assembled into one method's scores. From these
 :class:`RotationScores` everything else is computed without touching a model again: tag metrics
 and the paper's table (``tag_report``), segment-level localisation (``experiment.localisation``),
 the per-clip prediction table and the attention heat maps.
@@ -15,7 +17,7 @@ No Kedro here: the ``evaluate`` nodes are doorways to these functions.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +61,19 @@ class LocalisationScoring:
 
 
 @dataclass(frozen=True)
+class BootstrapConfig:
+    """Paired bootstrap of attention - uniform (``model.uncertainty``); seeded from ``seed``."""
+
+    n_resamples: int = 1000
+    confidence_level: float = 0.95
+    interval_method: str = "percentile"
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> BootstrapConfig:
+        return build_strict(cls, values, "evaluate.bootstrap")
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     """The ``evaluate`` parameters; an unknown key anywhere is an error naming it."""
 
@@ -68,6 +83,8 @@ class EvaluateConfig:
     std_ddof: int = 1
     heatmaps: HeatmapConfig = field(default_factory=HeatmapConfig)
     localisation: LocalisationScoring = field(default_factory=LocalisationScoring)
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    per_class_figure_k: int = 8  # best and worst classes drawn in per_class_ap_figure
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> EvaluateConfig:
@@ -76,6 +93,7 @@ class EvaluateConfig:
             ("threshold", ThresholdConfig),
             ("heatmaps", HeatmapConfig),
             ("localisation", LocalisationScoring),
+            ("bootstrap", BootstrapConfig),
         ):
             if key in values and not isinstance(values[key], sub):
                 values[key] = sub.from_dict(values[key])
@@ -92,6 +110,11 @@ class MethodScores:
     k: int | None = None
     gamma: float | None = None
     attention: np.ndarray | None = None  # [len(attention_rows), T, C]; None for the zero-rule
+    # cross-fitted methods: the part of each clip (scored by that part's model) and per-part
+    # threshold (supervised) or k (zero-rule)
+    parts: np.ndarray | None = None
+    part_thresholds: dict[int, float] | None = None
+    part_k: dict[int, int] | None = None
 
 
 @dataclass
@@ -158,22 +181,25 @@ def check_provenance(
 
 def score_rotation(
     table: ClipTable,
-    checkpoints: Mapping[str, Checkpoint],
+    checkpoints: Mapping[str, Sequence[Checkpoint]],
     model_splits: pd.DataFrame,
     label_embeddings: pd.DataFrame,
     config: EvaluateConfig,
     attention_for: np.ndarray | None = None,
 ) -> RotationScores:
-    """Score one rotation's test clips with each checkpoint (``method -> Checkpoint``) once.
+    """Score one rotation's test clips (its whole test fold) with each method's checkpoints once.
 
-    ``attention_for`` (bool per test clip, in model_splits order; None: every clip) says whose
-    attention is kept. The zero-rule's class frequencies come from the test fold's non-test clips.
+    ``checkpoints``: method -> its checkpoints (one, or one per cross-fit part, each scoring only
+    the clips of its part). ``attention_for`` (bool per test clip, in model_splits order; None:
+    every clip) says whose attention is kept. The zero-rule is cross-fitted like the supervised
+    models: a clip's classes come from the other parts' clips, never from its own labels.
     """
-    first = next(iter(checkpoints.values()))
+    every = [c for group in checkpoints.values() for c in group]
+    first = every[0]
     rotation, classes = first.rotation["name"], first.test_classes
-    for method, checkpoint in checkpoints.items():
+    for checkpoint in every:
         if checkpoint.test_classes != classes or checkpoint.rotation != first.rotation:
-            raise ValueError(f"rotation {rotation!r}: its checkpoints disagree ({method})")
+            raise ValueError(f"rotation {rotation!r}: its checkpoints disagree ({checkpoint.name})")
     test_clips = table.role(model_splits, rotation, "test")
     if test_clips.empty:
         raise ValueError(
@@ -182,40 +208,12 @@ def score_rotation(
         )
     y_true = multi_hot(test_clips["labels"], classes)
     embeddings = label_matrix(label_embeddings, classes)
-    rows = test_clips["row"].to_numpy()
-    test_set = make_clip_set(table.segments, table.n_valid, rows, y_true, embeddings)
+    parts = test_clips["part"].to_numpy()
     keep = np.ones(len(test_clips), bool) if attention_for is None else np.asarray(attention_for)
-    reference = pd.concat(
-        [
-            table.role(model_splits, rotation, r)
-            for r in ("supervised_train", "supervised_validation")
-        ]
-    )
-    zr_scores, zr_predictions, k = zero_rule(
-        multi_hot(reference["labels"], classes), len(test_clips)
-    )
-    methods = {"zero_rule": MethodScores(zr_scores, zr_predictions, k=k)}
-    rule = config.threshold
-    for method, checkpoint in checkpoints.items():
-        model = TemporalAttentionModel.from_checkpoint(checkpoint).to(table.device)
-        if model.config.semantic_dim != embeddings.shape[1]:
-            raise ValueError(
-                f"model {rotation}/{method} expects {model.config.semantic_dim}-d label "
-                f"embeddings, label_embeddings has {embeddings.shape[1]}-d; re-run train"
-            )
-        scored = score_clips(
-            model, test_set, batch_size=config.batch_size, with_attention=True, attention_for=keep
-        )
-        value = checkpoint.threshold if rule.rule == "tuned" else float(rule.fixed)
-        methods[method] = MethodScores(
-            scores=scored["scores"],
-            predictions=apply_threshold_rule(
-                scored["scores"], rule.rule, threshold=value, k=int(rule.top_k)
-            ),
-            threshold=None if rule.rule == "top_k" else float(value),
-            k=int(rule.top_k) if rule.rule == "top_k" else None,
-            gamma=checkpoint.gamma,
-            attention=scored["attention"],
+    methods = {"zero_rule": _zero_rule(table, model_splits, rotation, classes, parts)}
+    for method, group in checkpoints.items():
+        methods[method] = _score_method(
+            table, group, test_clips, y_true, embeddings, parts, keep, config
         )
     logger.info(
         "%s: scored %d test clips x %d classes with %s",
@@ -231,9 +229,124 @@ def score_rotation(
         clips=test_clips,
         y_true=y_true,
         valid=table.valid_mask(test_clips),
-        n_reference_clips=len(reference),
+        n_reference_clips=len(test_clips),
         methods=methods,
         attention_rows=np.flatnonzero(keep),
+    )
+
+
+def _zero_rule(
+    table: ClipTable,
+    model_splits: pd.DataFrame,
+    rotation: str,
+    classes: list[str],
+    parts: np.ndarray,
+) -> MethodScores:
+    """The zero-rule of each part from the other parts' clips (the supervised models' clips)."""
+    scores = np.zeros((len(parts), len(classes)))
+    predictions = np.zeros((len(parts), len(classes)), dtype=bool)
+    part_k: dict[int, int] = {}
+    for part in np.unique(parts):
+        rows = parts == part
+        reference = pd.concat(
+            [
+                table.role(model_splits, rotation, role, int(part))
+                for role in ("supervised_train", "supervised_validation")
+            ]
+        )
+        if reference.empty:  # no cross-fitting: the other parts are the reference
+            reference = table.role(model_splits, rotation, "test")
+            reference = reference[reference["part"] != part]
+        zr_scores, zr_predictions, k = zero_rule(
+            multi_hot(reference["labels"], classes), int(rows.sum())
+        )
+        scores[rows], predictions[rows], part_k[int(part)] = zr_scores, zr_predictions, k
+    k_values = set(part_k.values())
+    return MethodScores(
+        scores,
+        predictions,
+        k=k_values.pop() if len(k_values) == 1 else None,
+        parts=parts,
+        part_k=part_k,
+    )
+
+
+def _score_method(
+    table: ClipTable,
+    group: Sequence[Checkpoint],
+    test_clips: pd.DataFrame,
+    y_true: np.ndarray,
+    embeddings: np.ndarray,
+    parts: np.ndarray,
+    keep: np.ndarray,
+    config: EvaluateConfig,
+) -> MethodScores:
+    """One method's scores and attention on every test clip: one checkpoint scores them all, or
+    each cross-fitted checkpoint scores the clips of its own part."""
+    crossfit = [c for c in group if c.crossfit_part is not None]
+    if crossfit and len(crossfit) != len(group):
+        raise ValueError(f"{group[0].name}: cross-fitted and whole-fold checkpoints mixed")
+    if crossfit:
+        by_part = {c.crossfit_part: c for c in crossfit}
+        unscored = sorted(set(int(p) for p in np.unique(parts)) - set(by_part))
+        if unscored or len(by_part) != len(crossfit):
+            raise ValueError(
+                f"{group[0].rotation['name']}/{group[0].method}: test clips of part(s) {unscored} "
+                f"have no cross-fitted model (models: {sorted(c.name for c in crossfit)}); "
+                "re-run train"
+            )
+        selections = [(c, parts == c.crossfit_part) for c in crossfit]
+    elif len(group) == 1:
+        selections = [(group[0], np.ones(len(parts), bool))]
+    else:
+        raise ValueError(f"{group[0].name}: {len(group)} checkpoints of one method")
+    rule = config.threshold
+    n, n_classes = y_true.shape
+    scores = np.zeros((n, n_classes), dtype=np.float32)
+    predictions = np.zeros((n, n_classes), dtype=bool)
+    attention = np.zeros((int(keep.sum()), table.n_segments, n_classes), dtype=np.float32)
+    kept_position = np.cumsum(keep) - 1
+    thresholds: dict[int, float] = {}
+    for checkpoint, rows in selections:
+        model = TemporalAttentionModel.from_checkpoint(checkpoint).to(table.device)
+        if model.config.semantic_dim != embeddings.shape[1]:
+            raise ValueError(
+                f"model {checkpoint.name} expects {model.config.semantic_dim}-d label "
+                f"embeddings, label_embeddings has {embeddings.shape[1]}-d; re-run train"
+            )
+        index = np.flatnonzero(rows)
+        clip_set = make_clip_set(
+            table.segments,
+            table.n_valid,
+            test_clips["row"].to_numpy()[index],
+            y_true[index],
+            embeddings,
+        )
+        scored = score_clips(
+            model,
+            clip_set,
+            batch_size=config.batch_size,
+            with_attention=True,
+            attention_for=keep[index],
+        )
+        value = checkpoint.threshold if rule.rule == "tuned" else float(rule.fixed)
+        scores[index] = scored["scores"]
+        predictions[index] = apply_threshold_rule(
+            scored["scores"], rule.rule, threshold=value, k=int(rule.top_k)
+        )
+        attention[kept_position[index[keep[index]]]] = scored["attention"]
+        if checkpoint.crossfit_part is not None:
+            thresholds[int(checkpoint.crossfit_part)] = float(value)
+    value = group[0].threshold if rule.rule == "tuned" else float(rule.fixed)
+    return MethodScores(
+        scores=scores,
+        predictions=predictions,
+        threshold=None if rule.rule == "top_k" or crossfit else float(value),
+        k=int(rule.top_k) if rule.rule == "top_k" else None,
+        gamma=group[0].gamma,
+        attention=attention,
+        parts=parts if crossfit else None,
+        part_thresholds=thresholds if crossfit and rule.rule != "top_k" else None,
     )
 
 
@@ -253,9 +366,10 @@ def score_rotations(
     if not trained_models:
         raise ValueError("trained_models is empty: run `kedro run --pipeline=train` first")
     check_provenance(trained_models, table, label_embeddings)
-    by_rotation: dict[str, dict[str, Checkpoint]] = {}
+    by_rotation: dict[str, dict[str, list[Checkpoint]]] = {}
     for checkpoint in trained_models.values():
-        by_rotation.setdefault(checkpoint.rotation["name"], {})[checkpoint.method] = checkpoint
+        methods = by_rotation.setdefault(checkpoint.rotation["name"], {})
+        methods.setdefault(checkpoint.method, []).append(checkpoint)
     heatmap_rotation = config.heatmaps.rotation or next(iter(by_rotation))
     labelled = None if strong_labels is None else set(strong_labels["clip"].astype(str))
     rotations = {}
@@ -265,7 +379,7 @@ def score_rotations(
             test_clips = table.role(model_splits, rotation, "test")
             keep = test_clips["ytid"].astype(str).isin(labelled).to_numpy().copy()
             if rotation == heatmap_rotation:
-                classes = next(iter(checkpoints.values())).test_classes
+                classes = next(iter(checkpoints.values()))[0].test_classes
                 y_true = multi_hot(test_clips["labels"], classes)
                 ytids = test_clips["ytid"].to_numpy()
                 keep[heatmap_positions(y_true, ytids, config.heatmaps.n_clips)] = True

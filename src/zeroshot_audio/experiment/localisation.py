@@ -11,8 +11,12 @@ compared segment by segment with the time stamps the rule ``predict`` uses
   is tagged with the class (the evaluate threshold rule) and the attention there is high.
   Baseline: the same tags with every valid segment active (a tagger without time stamps).
 
-MLflow keys: ``evaluate/localisation/<row>/<view>/<metric>_mean`` and
-``evaluate/localisation/<rotation>/<method>/<view>/f1``.
+The DCASE metrics (1-s segment F1/ER, event F1, segment AP/AUROC, PSDS) of the same clips come
+from :mod:`zeroshot_audio.experiment.sed` (``sed`` in the report).
+
+MLflow keys: ``evaluate/localisation/<row>/<view>/<metric>_mean``,
+``evaluate/localisation/<rotation>/<method>/<view>/f1`` and
+``evaluate/localisation/sed/<row>/<metric>_mean``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pandas as pd
 from zeroshot_audio.experiment.evaluate import EvaluationScores, RotationScores
 from zeroshot_audio.experiment.metrics import mean_std
 from zeroshot_audio.experiment.protocol import METHODS
+from zeroshot_audio.experiment.sed import SED_DEFINITIONS, sed_rotation, sed_summary
 from zeroshot_audio.model.localisation import (
     LocalisationRule,
     active_segments,
@@ -88,6 +93,7 @@ def localise_rotation(
         "n_true_pairs": int(y_true.sum()),
         "n_true_pairs_without_strong_segments": int((y_true & ~truth.any(axis=1)).sum()),
         "methods": results,
+        "sed": sed_rotation(scored, positions, strong_labels, rule, segment_s),
     }
 
 
@@ -163,6 +169,8 @@ def _report(
                 if view in result:
                     metrics[f"evaluate/localisation/{name}/{method}/{view}/f1"] = result[view]["f1"]
     segment_s = scores.segment_s
+    sed, sed_metrics = sed_summary({n: r["sed"] for n, r in rotations.items()}, ddof)
+    metrics.update(sed_metrics)
     return {
         "localisation_rule": rule.to_dict(),
         "segment_s": segment_s,
@@ -182,6 +190,7 @@ def _report(
             "std": f"numpy std over rotations, ddof={ddof}",
         },
         "summary": dict(summary),
+        "sed": {"summary": sed, "definitions": SED_DEFINITIONS},
         "rotations": rotations,
         "mlflow_metrics": metrics,
         "mlflow_tags": {"evaluate.localisation_rule": rule.describe()},

@@ -11,12 +11,23 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from zeroshot_audio.experiment.evaluate import EvaluationScores
+from zeroshot_audio.experiment.evaluate import BootstrapConfig, EvaluationScores
 from zeroshot_audio.experiment.protocol import METHODS
 from zeroshot_audio.model.metrics import ZERO_DIVISION, classification_metrics
+from zeroshot_audio.model.uncertainty import (
+    PairedScores,
+    format_difference,
+    paired_bootstrap,
+    pooled_paired_bootstrap,
+)
+from zeroshot_audio.report.per_class import METHOD_A, METHOD_B, per_class_ap_table
 
 SUMMARY_METRICS = ("micro_f1", "macro_f1", "map")
+SHORT_NAMES = {"temporal_attention": "attention", "uniform": "uniform"}
+# Stage-specific stream of the shared seed for the bootstrap resamples.
+BOOTSTRAP_STREAM = 7
 
 
 def mean_std(values: Sequence[float], ddof: int) -> dict[str, float]:
@@ -47,6 +58,24 @@ def _method_metrics(y_true, result, classes, texts) -> dict[str, Any]:
         "mean_predicted_per_clip": metrics["mean_predicted_per_clip"],
         "threshold": result.threshold,
         "k": result.k,
+        **(
+            {
+                "crossfit_parts": {
+                    str(int(part)): {
+                        "n_clips": int((result.parts == part).sum()),
+                        **(
+                            {"threshold": result.part_thresholds[int(part)]}
+                            if result.part_thresholds
+                            else {}
+                        ),
+                        **({"k": result.part_k[int(part)]} if result.part_k else {}),
+                    }
+                    for part in np.unique(result.parts)
+                }
+            }
+            if result.parts is not None
+            else {}
+        ),
         "gamma": result.gamma,
         "per_class": per_class,
     }
@@ -88,17 +117,17 @@ def tag_report(scores: EvaluationScores, texts: Mapping[str, str], ddof: int) ->
             "macro_f1": "mean per-class F1 over test classes with >= 1 positive test clip",
             "map": "mean average precision over test classes with >= 1 positive test clip",
             "std": f"numpy std over rotations, ddof={ddof}",
-            "zero_rule": "every test clip gets the k most frequent test-fold classes, counted on "
-            "the fold's non-test clips; k = their mean label count (rounded)",
-            "test_clips": "each rotation's test fold is split per clip (seeded); the held-out "
-            "part is scored by every method, the rest trains the supervised upper bound",
+            "zero_rule": "cross-fitted: a test clip of part k gets the k_p most frequent test "
+            "classes of the other parts' clips; k_p = their mean label count (rounded)",
+            "test_clips": "every clip of each rotation's test fold, scored by every method; the "
+            "supervised upper bound is cross-fitted (K parts: each clip is scored by the model "
+            "trained and validated on the other parts)",
         },
         "summary": summary,
         "rotations": {
             rotation: {
                 "folds": scored.folds,
                 "n_test_clips": len(scored.clips),
-                "n_zero_rule_reference_clips": scored.n_reference_clips,
                 "methods": per_rotation[rotation],
             }
             for rotation, scored in scores.rotations.items()
@@ -106,3 +135,77 @@ def tag_report(scores: EvaluationScores, texts: Mapping[str, str], ddof: int) ->
         "mlflow_metrics": mlflow_metrics,
         "mlflow_tags": {"evaluate.threshold_rule": scores.threshold_rule},
     }
+
+
+def paired_differences(
+    scores: EvaluationScores,
+    config: BootstrapConfig,
+    seed: int,
+    method_a: str = "temporal_attention",
+    method_b: str = "uniform",
+) -> dict[str, Any]:
+    """``method_a - method_b`` in micro-F1, macro-F1 and mAP per rotation and pooled (mean over
+    rotations, clips resampled within each), paired bootstrap intervals (``model.uncertainty``).
+
+    MLflow keys ``evaluate/difference/<a>_minus_<b>/[<rotation>/]<metric>{,_low,_high}``.
+    Empty when a rotation lacks either method.
+    """
+    paired = {}
+    for name, scored in scores.rotations.items():
+        if method_a not in scored.methods or method_b not in scored.methods:
+            return {}
+        a, b = scored.methods[method_a], scored.methods[method_b]
+        paired[name] = PairedScores(scored.y_true, a.scores, b.scores, a.predictions, b.predictions)
+    if not paired:
+        return {}
+    options = {
+        "n_resamples": config.n_resamples,
+        "confidence_level": config.confidence_level,
+        "interval_method": config.interval_method,
+        "seed": int(np.random.SeedSequence([seed, BOOTSTRAP_STREAM]).generate_state(1)[0]),
+    }
+    intervals = {name: paired_bootstrap(p, **options) for name, p in paired.items()}
+    intervals["pooled"] = pooled_paired_bootstrap(list(paired.values()), **options)
+    short_a, short_b = SHORT_NAMES.get(method_a, method_a), SHORT_NAMES.get(method_b, method_b)
+    key = f"evaluate/difference/{method_a}_minus_{method_b}"
+    metrics: dict[str, float] = {}
+    for scope, by_metric in intervals.items():
+        prefix = key if scope == "pooled" else f"{key}/{scope}"
+        for metric, interval in by_metric.items():
+            metrics[f"{prefix}/{metric}"] = interval.estimate
+            metrics[f"{prefix}/{metric}_low"] = interval.low
+            metrics[f"{prefix}/{metric}_high"] = interval.high
+    return {
+        "methods": [method_a, method_b],
+        "definition": "paired bootstrap over test clips (the same resampled clips for both "
+        "methods); pooled: mean over rotations of the per-rotation difference, clips resampled "
+        f"within each rotation; {config.interval_method} {100 * config.confidence_level:g} % "
+        f"interval, {config.n_resamples} resamples, seeded from params seed",
+        "intervals": {
+            scope: {m: v.to_dict() for m, v in by_metric.items()}
+            for scope, by_metric in intervals.items()
+        },
+        "lines": {
+            scope: [format_difference(v, short_a, short_b) for v in by_metric.values()]
+            for scope, by_metric in intervals.items()
+        },
+        "mlflow_metrics": metrics,
+    }
+
+
+def per_class_ap(scores: EvaluationScores, texts: Mapping[str, str]) -> pd.DataFrame:
+    """Per test class and rotation: AP of every method on all test clips (``report.per_class``),
+    attention - uniform first; rotations have disjoint test classes, so the tables concatenate."""
+    tables = []
+    for name, scored in scores.rotations.items():
+        if not {METHOD_A, METHOD_B} <= set(scored.methods):
+            continue
+        methods = {m: scored.methods[m].scores for m in METHODS if m in scored.methods}
+        tables.append(
+            per_class_ap_table(
+                scored.y_true, methods, scored.classes, display_names=texts, rotation=name
+            )
+        )
+    if not tables:
+        raise ValueError("per-class AP needs temporal_attention and uniform scores")
+    return pd.concat(tables, ignore_index=True)

@@ -4,12 +4,20 @@ tested on. Shared by the ``train`` and ``evaluate`` stages so that both read one
 Per rotation (roles of the K class-disjoint folds from the parameters):
 - zero-shot methods (temporal attention, uniform) train on the training folds' clips and classes
   and are validated (checkpoint, threshold) on the validation fold's clips and classes;
-- the test fold's clips are split at clip level, seeded, into ``supervised_train``,
-  ``supervised_validation`` and ``test``. The supervised upper bound trains and validates on the
-  first two, with the test fold's classes;
-- every method, zero-rule included, is scored on the same ``test`` clips against the test fold's
-  classes, so the table compares like with like. The zero-rule's class frequencies come from the
-  test fold's non-test clips, so no method sees a test label.
+- every clip of the test fold is a ``test`` clip, scored by every method against the test
+  fold's classes, so the table compares like with like on all of them;
+- the supervised upper bound (which must learn the test classes, hence from test-fold clips) is
+  cross-fitted (``model.crossfit``): the test fold is split, seeded and stratified by label, into
+  K parts; model k trains on ``supervised_train`` and early-stops on ``supervised_validation``
+  clips drawn from the other K - 1 parts and scores the clips of part k. Every test clip is thus
+  scored once by a supervised model that never saw it;
+- the zero-rule is cross-fitted the same way: a clip of part k gets the classes most frequent on
+  the other parts. (The training folds cannot serve: folds are class-disjoint and a clip keeps
+  only its own fold's labels, so no training clip carries a test class.)
+
+``model_splits`` holds one row per (rotation, role, clip) with ``part``: for a ``test`` clip the
+cross-fit part that scores it, for a ``supervised_*`` row the part whose model uses it, -1 for
+the zero-shot methods' ``train``/``validation`` clips.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zeroshot_audio.model.crossfit import cross_fit_folds
+
 ZERO_SHOT_METHODS = ("temporal_attention", "uniform")
 TRAINED_METHODS = ("temporal_attention", "uniform", "supervised")
 METHODS = ("zero_rule", "uniform", "temporal_attention", "supervised")  # the table's row order
@@ -30,7 +40,8 @@ METHOD_TITLES = {
     "temporal_attention": "Zero-shot, temporal attention",
     "supervised": "Supervised, temporal attention (upper bound)",
 }
-ROLES = ("train", "validation", "supervised_train", "supervised_validation", "test")
+ROLES = ("train", "validation", "test", "supervised_train", "supervised_validation")
+NO_PART = -1  # the ``part`` of rows outside the cross-fitting
 # Stage-specific stream of the shared seed, so this split never moves when another stage changes.
 _SPLIT_STREAM = 5
 
@@ -113,15 +124,15 @@ def assign_roles(
     clips: pd.DataFrame,
     rotations: Sequence[Rotation],
     *,
-    test_fraction: float,
+    k: int,
     validation_fraction: float,
     seed: int,
 ) -> pd.DataFrame:
-    """One row per (rotation, clip) with its role; the supervised/test split is seeded per rotation."""
-    if not (0 < test_fraction < 1 and 0 < validation_fraction < 1):
-        raise ValueError("supervised split fractions must lie in (0, 1)")
-    if test_fraction + validation_fraction >= 1:
-        raise ValueError("test + validation fractions must leave clips for supervised training")
+    """One row per (rotation, role, clip, part); the cross-fit parts are seeded per rotation.
+
+    Every test-fold clip gets a ``test`` row (its scoring part) and, for each of the other K - 1
+    parts' models, a ``supervised_train`` or ``supervised_validation`` row.
+    """
     ordered = clips.sort_values(["ytid", "start_s"], kind="stable").reset_index(drop=True)
     parts = []
     for r, rotation in enumerate(rotations):
@@ -129,23 +140,39 @@ def assign_roles(
             (rotation.validation, "validation")
         ]:
             part = ordered.loc[ordered["fold"] == fold, ["ytid", "start_s"]].copy()
-            part["role"] = role
-            parts.append(part.assign(rotation=rotation.name))
-        test_fold = ordered.loc[ordered["fold"] == rotation.test, ["ytid", "start_s"]].copy()
-        rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_STREAM, r]))
-        order = rng.permutation(len(test_fold))
-        n_test = round(test_fraction * len(test_fold))
-        n_validation = round(validation_fraction * len(test_fold))
-        roles = np.empty(len(test_fold), dtype=object)
-        roles[order[:n_test]] = "test"
-        roles[order[n_test : n_test + n_validation]] = "supervised_validation"
-        roles[order[n_test + n_validation :]] = "supervised_train"
-        test_fold["role"] = roles
-        parts.append(test_fold.assign(rotation=rotation.name))
-    columns = ["rotation", "role", "ytid", "start_s"]
+            parts.append(part.assign(role=role, rotation=rotation.name, part=NO_PART))
+        test_fold = ordered.loc[ordered["fold"] == rotation.test].reset_index(drop=True)
+        if test_fold.empty:
+            continue
+        ids = [f"{y}@{s!r}" for y, s in zip(test_fold["ytid"], test_fold["start_s"], strict=True)]
+        position = {clip: i for i, clip in enumerate(ids)}
+        seed_r = int(np.random.SeedSequence([seed, _SPLIT_STREAM, r]).generate_state(1)[0])
+        try:
+            folds = cross_fit_folds(
+                ids,
+                labels=[list(v) for v in test_fold["labels"]],
+                k=k,
+                validation_fraction=validation_fraction,
+                seed=seed_r,
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"rotation {rotation.name!r} (test fold {rotation.test}): {error}"
+            ) from error
+        for fold in folds:
+            for role, members in (
+                ("test", fold.scored),
+                ("supervised_train", fold.inner_train),
+                ("supervised_validation", fold.inner_validation),
+            ):
+                rows = test_fold.loc[[position[c] for c in members], ["ytid", "start_s"]]
+                parts.append(rows.assign(role=role, rotation=rotation.name, part=fold.index))
+    columns = ["rotation", "role", "ytid", "start_s", "part"]
     if not parts:
         return pd.DataFrame(columns=columns)
-    return pd.concat(parts, ignore_index=True)[columns]
+    out = pd.concat(parts, ignore_index=True)[columns]
+    out["part"] = out["part"].astype(np.int64)
+    return out
 
 
 def fold_classes(class_folds: pd.DataFrame, folds: Sequence[int]) -> list[str]:
@@ -181,11 +208,21 @@ def multi_hot(labels: pd.Series, classes: Sequence[str]) -> np.ndarray:
 
 
 def split_clips(
-    clips: pd.DataFrame, model_splits: pd.DataFrame, rotation: str, role: str
+    clips: pd.DataFrame,
+    model_splits: pd.DataFrame,
+    rotation: str,
+    role: str,
+    part: int | None = None,
 ) -> pd.DataFrame:
-    """The clips (with row and labels) of one rotation and role, in model_splits order."""
-    wanted = model_splits.loc[
-        (model_splits["rotation"] == rotation) & (model_splits["role"] == role),
-        ["ytid", "start_s"],
-    ]
+    """The clips (with row, labels and ``part``) of one rotation and role (and cross-fit part,
+    when given), in model_splits order."""
+    if "part" not in model_splits.columns:
+        raise ValueError(
+            "model_splits has no 'part' column: it was written before cross-fitting; re-run the "
+            "train pipeline (kedro run --pipeline=train)"
+        )
+    mask = (model_splits["rotation"] == rotation) & (model_splits["role"] == role)
+    if part is not None:
+        mask &= model_splits["part"] == part
+    wanted = model_splits.loc[mask, ["ytid", "start_s", "part"]]
     return wanted.merge(clips, on=["ytid", "start_s"], how="inner").reset_index(drop=True)

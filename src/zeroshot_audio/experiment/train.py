@@ -6,7 +6,8 @@
   without patching the fit loop.
 - :func:`train_rotations` runs the loop over rotations and methods in the protocol's order (the
   supervised upper bound reuses the gamma temporal attention chose) and returns typed
-  :class:`Checkpoint` s with the provenance of both inputs.
+  :class:`Checkpoint` s with the provenance of both inputs. The supervised upper bound is
+  cross-fitted (``experiment.protocol``): K models per rotation, ``<rotation>/supervised/k<i>``.
 
 Seeds: every fit gets its own seed derived from the run seed, the rotation index, the method and
 the grid position, so one model's seed never depends on what else is trained.
@@ -42,15 +43,25 @@ MODEL_SEED_STREAM = 6
 
 
 @dataclass(frozen=True)
-class SupervisedSplit:
-    """Shares of each rotation's test fold held out for testing and for supervised validation."""
+class SupervisedCrossFit:
+    """K cross-fit parts of each test fold; ``validation_fraction`` of a model's K - 1 training
+    parts early-stop it and tune its threshold."""
 
-    test: float = 0.3
-    validation: float = 0.2
+    k: int = 3
+    validation_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if int(self.k) < 2:
+            raise ValueError(f"train.supervised_crossfit.k must be >= 2, got {self.k}")
+        if not 0.0 < float(self.validation_fraction) < 1.0:
+            raise ValueError(
+                "train.supervised_crossfit.validation_fraction must lie in (0, 1), got "
+                f"{self.validation_fraction}"
+            )
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> SupervisedSplit:
-        return build_strict(cls, values, "train.supervised_split")
+    def from_dict(cls, values: Mapping[str, Any] | None) -> SupervisedCrossFit:
+        return build_strict(cls, values, "train.supervised_crossfit")
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,7 @@ class TrainConfig:
     model: Mapping[str, Any] = field(default_factory=dict)
     fit: FitConfig = field(default_factory=FitConfig)
     gamma_grid: tuple[float, ...] = ()
-    supervised_split: SupervisedSplit = field(default_factory=SupervisedSplit)
+    supervised_crossfit: SupervisedCrossFit = field(default_factory=SupervisedCrossFit)
     cpu_threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -88,10 +99,17 @@ class TrainConfig:
         values = dict(values)
         if "fit" in values and not isinstance(values["fit"], FitConfig):
             values["fit"] = FitConfig.from_dict(values["fit"])
-        if "supervised_split" in values and not isinstance(
-            values["supervised_split"], SupervisedSplit
+        if "supervised_split" in values:
+            raise ValueError(
+                "train.supervised_split was replaced by train.supervised_crossfit {k, "
+                "validation_fraction}: every test-fold clip is now scored (docs/reproduction.md)"
+            )
+        if "supervised_crossfit" in values and not isinstance(
+            values["supervised_crossfit"], SupervisedCrossFit
         ):
-            values["supervised_split"] = SupervisedSplit.from_dict(values["supervised_split"])
+            values["supervised_crossfit"] = SupervisedCrossFit.from_dict(
+                values["supervised_crossfit"]
+            )
         if values.get("methods") is not None:
             values["methods"] = tuple(values["methods"])
         values["model"] = dict(values.get("model") or {})
@@ -114,6 +132,7 @@ class TrainedMethod:
     result: FitResult
     grid: list[GridPoint]
     n_train_classes: int
+    clip_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role -> ytids it used
 
 
 @dataclass
@@ -157,27 +176,31 @@ def train_method(
     rotation_index: int = 0,
     gamma: float | None = None,
     label_encoder: LabelEncoderSpec | None = None,
+    part: int | None = None,
 ) -> TrainedMethod:
     """Fit ``method`` on ``rotation`` (each gamma of :func:`gammas_of`), keep the best on the
-    validation monitor and tune its global threshold on the validation clips."""
-    name = f"{rotation.name}/{method}"
+    validation monitor and tune its global threshold on the validation clips. ``part``: the
+    cross-fit part a supervised model scores (it trains on the other parts' clips)."""
+    name = f"{rotation.name}/{method}" + ("" if part is None else f"/k{part}")
     train_role, validation_role = Rotation.roles_of(method)
     train_classes = fold_classes(class_folds, rotation.class_folds_of(method, "train"))
     validation_classes = fold_classes(class_folds, rotation.class_folds_of(method, "validation"))
-    train_set = table.clip_set(
-        table.role(model_splits, rotation.name, train_role), train_classes, label_embeddings
-    )
-    validation_set = table.clip_set(
-        table.role(model_splits, rotation.name, validation_role),
-        validation_classes,
-        label_embeddings,
-    )
+    train_clips = table.role(model_splits, rotation.name, train_role, part)
+    validation_clips = table.role(model_splits, rotation.name, validation_role, part)
+    for role, clips in ((train_role, train_clips), (validation_role, validation_clips)):
+        if clips.empty:
+            raise ValueError(
+                f"{name}: no {role} clips with segment embeddings in model_splits; re-run train"
+            )
+    train_set = table.clip_set(train_clips, train_classes, label_embeddings)
+    validation_set = table.clip_set(validation_clips, validation_classes, label_embeddings)
     gammas = gammas_of(method, config, config.gamma if gamma is None else gamma)
     larger_is_better = MONITORS[config.fit.monitor] == "max"
     best: tuple[TemporalAttentionModel, FitResult, float] | None = None
     grid: list[GridPoint] = []
     for g, candidate_gamma in enumerate(gammas):
-        fit_seed = model_seed(int(seed), rotation_index, TRAINED_METHODS.index(method), g)
+        stream = (rotation_index, TRAINED_METHODS.index(method), g)
+        fit_seed = model_seed(int(seed), *stream, *(() if part is None else (part,)))
         torch.manual_seed(fit_seed)
         model_config = ModelConfig.from_dict(
             {
@@ -229,9 +252,22 @@ def train_method(
         segment_dtype=table.segment_dtype,
         gamma_grid=list(config.gamma_grid) if method == "temporal_attention" else [],
         history=result.history,
+        crossfit_part=part,
     )
     assert checkpoint.gamma == float(chosen)
-    return TrainedMethod(checkpoint, result, grid, len(train_classes))
+    used = {
+        train_role: tuple(train_clips["ytid"].astype(str)),
+        validation_role: tuple(validation_clips["ytid"].astype(str)),
+    }
+    return TrainedMethod(checkpoint, result, grid, len(train_classes), used)
+
+
+def crossfit_parts(model_splits: pd.DataFrame, rotation: str) -> list[int]:
+    """The cross-fit parts of one rotation's test fold (one supervised model each)."""
+    if "part" not in model_splits.columns:
+        raise ValueError("model_splits has no 'part' column: re-run the train pipeline")
+    mine = model_splits[(model_splits["rotation"] == rotation) & (model_splits["role"] == "test")]
+    return sorted(int(p) for p in mine["part"].unique())
 
 
 def train_rotations(
@@ -261,22 +297,25 @@ def train_rotations(
     for r, rotation in enumerate(rotations):
         chosen_gamma = config.gamma
         for method in config.methods:
-            trained = train_method(
-                table,
-                rotation,
-                method,
-                class_folds=class_folds,
-                model_splits=model_splits,
-                label_embeddings=label_embeddings,
-                config=config,
-                seed=seed,
-                rotation_index=r,
-                gamma=chosen_gamma,
-                label_encoder=label_encoder,
-            )
-            if method == "temporal_attention":
-                chosen_gamma = trained.checkpoint.gamma
-            methods[trained.checkpoint.name] = trained
+            parts = crossfit_parts(model_splits, rotation.name) if method == "supervised" else []
+            for part in parts or [None]:
+                trained = train_method(
+                    table,
+                    rotation,
+                    method,
+                    class_folds=class_folds,
+                    model_splits=model_splits,
+                    label_embeddings=label_embeddings,
+                    config=config,
+                    seed=seed,
+                    rotation_index=r,
+                    gamma=chosen_gamma,
+                    label_encoder=label_encoder,
+                    part=part,
+                )
+                if method == "temporal_attention":
+                    chosen_gamma = trained.checkpoint.gamma
+                methods[trained.checkpoint.name] = trained
     seconds = time.perf_counter() - started
     logger.info("trained %d models in %.1f s", len(methods), seconds)
     return TrainingRun(methods, table, seconds)

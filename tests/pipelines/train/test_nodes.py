@@ -13,35 +13,42 @@ def _roles(inputs, seed=PARAMS["seed"], train=PARAMS["train"]):
     )
 
 
-def test_roles_follow_the_rotation_folds_and_split_the_test_fold():
+def test_roles_follow_the_rotation_folds_and_cross_fit_the_test_fold():
     inputs = planted_catalog()
     roles = _roles(inputs)
     folds = inputs["clip_folds"].set_index("ytid")["fold"]
     n_kept = len(inputs["clip_folds"]) - DROPPED_CLIPS
+    k = PARAMS["train"]["supervised_crossfit"]["k"]
     for rotation in PARAMS["folds"]["rotations"]:
         mine = roles[roles["rotation"] == rotation["name"]]
-        assert len(mine) == n_kept and mine["ytid"].is_unique  # every clip once per rotation
+        primary = mine[mine["role"].isin(["train", "validation", "test"])]
+        assert len(primary) == n_kept and primary["ytid"].is_unique  # every clip once
         fold_of = mine.groupby("role")["ytid"].agg(lambda y: set(folds[list(y)]))
         assert fold_of["train"] == set(rotation["train"])
         assert fold_of["validation"] == {rotation["validation"]}
         for role in ("test", "supervised_train", "supervised_validation"):
             assert fold_of[role] == {rotation["test"]}
-        n_test_fold = int(
-            (mine["role"].isin(["test", "supervised_train", "supervised_validation"])).sum()
-        )
-        assert (mine["role"] == "test").sum() == round(0.3 * n_test_fold)
-        assert (mine["role"] == "supervised_validation").sum() == round(0.2 * n_test_fold)
+        test = mine[mine["role"] == "test"]
+        assert sorted(test["part"].unique()) == list(range(k))
+        for part, scored in test.groupby("part"):
+            used = mine[mine["role"].str.startswith("supervised") & (mine["part"] == part)]
+            # model `part` learns from every other test-fold clip and never from its own
+            assert set(used["ytid"]).isdisjoint(scored["ytid"])
+            assert set(used["ytid"]) | set(scored["ytid"]) == set(test["ytid"])
+            n_validation = (used["role"] == "supervised_validation").sum()
+            assert n_validation == round(0.2 * len(used))
 
 
-def test_test_split_is_seeded():
+def test_cross_fit_parts_are_seeded():
     inputs = planted_catalog()
 
-    def test_clips(seed):
+    def parts(seed):
         roles = _roles(inputs, seed)
-        return set(roles.loc[roles["role"] == "test", "ytid"] + roles["rotation"])
+        test = roles[roles["role"] == "test"]
+        return set(test["ytid"] + test["rotation"] + test["part"].astype(str))
 
-    assert test_clips(1) == test_clips(1)
-    assert test_clips(1) != test_clips(2)
+    assert parts(1) == parts(1)
+    assert parts(1) != parts(2)
 
 
 def test_train_parameters_with_a_typo_are_refused_before_anything_runs():

@@ -78,7 +78,11 @@ def test_training_saves_every_rotation_and_method_with_what_predict_needs(runs):
         filepath=str(tmp_path / "trained_models.pt"), version=Version(None, None)
     ).load()
     rotations = [r["name"] for r in PARAMS["folds"]["rotations"]]
-    assert set(models) == {f"{r}/{m}" for r in rotations for m in TRAINED_METHODS}
+    k = PARAMS["train"]["supervised_crossfit"]["k"]
+    assert set(models) == {
+        f"{r}/{m}" for r in rotations for m in TRAINED_METHODS if m != "supervised"
+    } | {f"{r}/supervised/k{i}" for r in rotations for i in range(k)}
+    assert all(models[f"rot1/supervised/k{i}"].crossfit_part == i for i in range(k))
     ta = models["rot0/temporal_attention"]
     assert ta.gamma == 0.5 and models["rot0/uniform"].gamma == 0.0
     assert ta.label_encoder == LABEL_ENCODER  # read from label_embeddings, not parameters

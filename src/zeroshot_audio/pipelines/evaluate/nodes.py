@@ -23,10 +23,11 @@ from zeroshot_audio.experiment.evaluate import (
     prediction_table,
     score_rotations,
 )
-from zeroshot_audio.experiment.metrics import tag_report
+from zeroshot_audio.experiment.metrics import paired_differences, per_class_ap, tag_report
 from zeroshot_audio.experiment.protocol import METHOD_TITLES, label_texts
 from zeroshot_audio.model.training import cpu_threads
 from zeroshot_audio.report.figures import attention_heatmaps, f1_bar_chart
+from zeroshot_audio.report.per_class import per_class_ap_figure
 from zeroshot_audio.report.tables import evaluation_table, localisation_table
 
 
@@ -55,9 +56,11 @@ def summarise_evaluation(
     test_scores: EvaluationScores,
     label_embeddings: pd.DataFrame,
     evaluate_params: dict[str, Any],
+    seed: int,
     localisation_report: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """Metrics per rotation and method, mean ± std over rotations; the report and the table.
+    """Metrics per rotation and method, mean ± std over rotations, the paired bootstrap of
+    attention - uniform; the report and the table.
 
     The zero-shot localisation scores are nested in the report and their table appended, so one
     document holds every result of the run (their MLflow keys reach MLflow from
@@ -65,6 +68,10 @@ def summarise_evaluation(
     """
     config = EvaluateConfig.from_dict(evaluate_params)
     report = tag_report(test_scores, label_texts(label_embeddings), config.std_ddof)
+    differences = paired_differences(test_scores, config.bootstrap, int(seed))
+    if differences:
+        report["mlflow_metrics"].update(differences.pop("mlflow_metrics"))
+        report["paired_differences"] = differences
     table = evaluation_table(report)
     if localisation_report is not None:
         report["localisation"] = {
@@ -72,6 +79,16 @@ def summarise_evaluation(
         }
         table += "\n" + localisation_table(localisation_report)
     return report, table
+
+
+def per_class_ap_outputs(
+    test_scores: EvaluationScores, label_embeddings: pd.DataFrame, evaluate_params: dict[str, Any]
+) -> tuple[pd.DataFrame, Figure]:
+    """AP of every method per test class and rotation (all test clips), and the figure of the
+    classes where attention helps and hurts most against uniform."""
+    config = EvaluateConfig.from_dict(evaluate_params)
+    table = per_class_ap(test_scores, label_texts(label_embeddings))
+    return table, per_class_ap_figure(table, k=config.per_class_figure_k)
 
 
 def plot_f1_chart(evaluation_report: dict[str, Any]) -> Figure:

@@ -1,10 +1,17 @@
-"""``evaluate``: F1/mAP and localisation of every method on the held-out test clips, table,
-figures, MLflow. Every test clip is scored once per model (``score_test_clips``)."""
+"""``evaluate``: F1/mAP (with paired intervals), per-class AP and localisation of every method
+on every test-fold clip, table, figures, MLflow. Every test clip is scored once per model
+(``score_test_clips``)."""
 
 from kedro.pipeline import Pipeline, node
 
 from .localisation import score_localisation
-from .nodes import plot_attention_heatmaps, plot_f1_chart, score_test_clips, summarise_evaluation
+from .nodes import (
+    per_class_ap_outputs,
+    plot_attention_heatmaps,
+    plot_f1_chart,
+    score_test_clips,
+    summarise_evaluation,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -42,10 +49,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "test_scores",
                     "label_embeddings",
                     "params:evaluate",
+                    "params:seed",
                     "localisation_report",
                 ],
                 outputs=["evaluation_report", "evaluation_table"],
                 name="summarise_evaluation",
+            ),
+            node(
+                per_class_ap_outputs,
+                inputs=["test_scores", "label_embeddings", "params:evaluate"],
+                outputs=["per_class_ap", "per_class_ap_figure"],
+                name="per_class_ap",
             ),
             node(
                 plot_f1_chart,

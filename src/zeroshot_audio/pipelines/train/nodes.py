@@ -38,7 +38,8 @@ def assign_clip_roles(
     seed: int,
     train_params: dict[str, Any],
 ) -> pd.DataFrame:
-    """Which clips each rotation trains, validates and tests on (see ``experiment.protocol``).
+    """Which clips each rotation trains, validates and tests on, and the cross-fit part of each
+    test-fold clip (see ``experiment.protocol``).
 
     Persisted so that ``evaluate`` scores exactly the clips that training held out. Clips without
     segment embeddings (skipped by ``featurize``) get no role; ``train_models`` counts them.
@@ -56,12 +57,12 @@ def assign_clip_roles(
             len(clip_folds),
             missing["ytid"].head(5).tolist(),
         )
-    split = config.supervised_split
+    crossfit = config.supervised_crossfit
     return assign_roles(
         clips,
         parse_rotations(folds),
-        test_fraction=split.test,
-        validation_fraction=split.validation,
+        k=int(crossfit.k),
+        validation_fraction=float(crossfit.validation_fraction),
         seed=int(seed),
     )
 
