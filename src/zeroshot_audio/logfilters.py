@@ -23,10 +23,11 @@ import warnings
 # (category, message regex as ``warnings.filterwarnings`` matches it, module regex)
 KNOWN_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
     (UserWarning, r"register_new_resolver\(\) is deprecated", r"kedro(_mlflow)?\."),
-    (UserWarning, r"(\x1b\[[\d;]*m)?Add type hints to the `predict` method", r"mlflow\."),
+    # MLflow attributes these two to its caller (our model-logging code), so any module matches.
+    (UserWarning, r"(\x1b\[[\d;]*m)?Add type hints to the `predict` method", r""),
     # The tagger's input is audio file paths: an input example would make MLflow run VGGish on a
     # file at logging time, for a signature that is already explicit (inference/mlflow_model.py).
-    (UserWarning, r"(\x1b\[[\d;]*m)?An input example was not provided", r"mlflow\."),
+    (UserWarning, r"(\x1b\[[\d;]*m)?An input example was not provided", r""),
 )
 # Regexes matched at the start of a log message.
 QUIET_LOG_MESSAGES = (
