@@ -79,7 +79,10 @@ _EMBEDDER_CACHE: dict[str, vggish.VGGishEmbedder] = {}
 def _embedder_for(task: ShardTask, fingerprint: str) -> vggish.VGGishEmbedder:
     """One embedder per worker process (and per configuration), built on first use."""
     cfg = task.config
-    key = f"{fingerprint}|{cfg.final_relu}|{cfg.postprocess}|{cfg.device}|{cfg.channels_last}"
+    key = (
+        f"{fingerprint}|{cfg.final_relu}|{cfg.postprocess}|{cfg.device}|{cfg.channels_last}"
+        f"|{cfg.precision}"
+    )
     if key not in _EMBEDDER_CACHE:
         weights = task.weights or vggish.resolve_weights(
             cfg.weights, cfg.seed, cfg.postprocess != "none"
@@ -92,6 +95,7 @@ def _embedder_for(task: ShardTask, fingerprint: str) -> vggish.VGGishEmbedder:
             postprocess=cfg.postprocess,
             device=resolve_device(cfg.device),
             channels_last=cfg.channels_last,
+            precision=cfg.precision,
         )
     return _EMBEDDER_CACHE[key]
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zeroshot_audio.audio import vggish
+from zeroshot_audio.audio.precision import check_precision
 from zeroshot_audio.config import build_strict
 from zeroshot_audio.model.localisation import LocalisationRule
 from zeroshot_audio.model.metrics import THRESHOLD_RULES
@@ -61,6 +62,9 @@ class PredictConfig:
     # one segment (see audio.io.SegmentLayout); shorter ones are rejected as too_short.
     min_sound_s: float = 0.1
     batch_size: int = 64
+    # VGGish arithmetic (audio/precision.py): auto | fp32 | bf16. The checkpoint's
+    # EmbedderSpec.precision is informational; any mode within the error bound reproduces it.
+    precision: str = "auto"
     figures: FigureConfig = field(default_factory=FigureConfig)
 
     def __post_init__(self) -> None:
@@ -84,6 +88,7 @@ class PredictConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.min_sound_s > 0:
             raise ValueError(f"min_sound_s must be > 0 s, got {self.min_sound_s}")
+        check_precision(self.precision)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> PredictConfig:
