@@ -53,7 +53,10 @@ def from_released_embeddings(
         else:
             order.append(i)
     spec = released_spec(n_segments)
-    table = segment_table.with_embedder_spec(released.table.take(pa.array(order, pa.int64())), spec)
+    table = released.table
+    if order != list(range(len(table))):  # the reader keeps `frame`'s order: no copy then
+        table = table.take(pa.array(order, pa.int64()))
+    table = segment_table.with_embedder_spec(table, spec)
     reasons = Counter(f["reason"] for f in failures)
     report = {
         "source": "released_embeddings",
