@@ -22,8 +22,8 @@ def test_ingest_and_split_outputs_of_the_default_run_are_versioned_and_tracked(f
     assert run["status"] == "FINISHED"
     assert run["params.folds.n_folds"] == "3"
     assert run["params.split.cross_fold_policy"] == "drop"
-    assert run["metrics.split_kept_clips"] == len(clip_folds)
-    assert run["metrics.ingest_quarantined_rows"] == 0
+    assert run["metrics.split/kept_clips"] == len(clip_folds)
+    assert run["metrics.ingest/quarantined_rows"] == 0
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run["run_id"], "reports")]
     assert {"reports/ingest_report.json", "reports/split_report.json"} <= set(artifacts)
 

@@ -98,7 +98,7 @@ def test_lenient_mode_quarantines_every_malformed_kind_with_file_and_line(
     assert set(found.values()) == set(MALFORMED_KINDS)
     assert all(row["file"] == "slice.csv" and row["reason"] for row in report["quarantined_rows"])
     assert report["quarantined_by_reason"] == {kind: 1 for kind in MALFORMED_KINDS}
-    assert report["mlflow_metrics"]["ingest_quarantined_rows"] == len(MALFORMED_KINDS)
+    assert report["mlflow_metrics"]["ingest/quarantined_rows"] == len(MALFORMED_KINDS)
     assert len(clips) == 30  # every valid row kept, none of the bad ones
     assert list(clips["ytid"]) == [line.split(", ")[0] for line in lines[3:]]
 

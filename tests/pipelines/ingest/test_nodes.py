@@ -175,7 +175,7 @@ def test_lenient_reports_a_truncated_file_with_the_numbers(tmp_path, real_lines,
     assert (problem["file"], problem["line"], problem["kind"]) == (path, 2, "row_count")
     assert f"num_segs={N_ROWS} but the file holds {N_ROWS - 5} data lines" in problem["reason"]
     assert report["files"]["balanced"]["header_problem"] == problem
-    assert report["mlflow_metrics"]["ingest_header_problems"] == 1
+    assert report["mlflow_metrics"]["ingest/header_problems"] == 1
     _assert_counts_add_up(report, N_ROWS - 5)
 
 

@@ -79,9 +79,9 @@ def parse_segment_files(
         "quarantined_rows": [row.to_dict() for row in quarantined],
         "header_problems": header_problems,
         "mlflow_metrics": {
-            "ingest_clips": len(clips),
-            "ingest_quarantined_rows": len(quarantined),
-            "ingest_header_problems": len(header_problems),
+            "ingest/clips": len(clips),
+            "ingest/quarantined_rows": len(quarantined),
+            "ingest/header_problems": len(header_problems),
         },
     }
     return clips, report

@@ -130,9 +130,9 @@ def _report(
         "labels_per_clip_mean": round(float(cardinality.mean()), 3) if len(cardinality) else 0.0,
         "folds": folds,
         "mlflow_metrics": {
-            "split_selected_classes": len(class_folds),
-            "split_kept_clips": len(clip_folds),
-            "split_dropped_clips": int(dropped.sum()),
-            **{f"split_fold{k}_clips": int(n) for k, n in clips_per_fold.items()},
+            "split/selected_classes": len(class_folds),
+            "split/kept_clips": len(clip_folds),
+            "split/dropped_clips": int(dropped.sum()),
+            **{f"split/fold{k}/clips": int(n) for k, n in clips_per_fold.items()},
         },
     }
