@@ -44,3 +44,11 @@ def test_bench_featurize_compares_with_the_naive_baseline():
         "benchmarks/bench_featurize.py", "--n-clips=2", "--repeats=1", "--batch-size=8"
     )
     assert "vs per-clip" in out and "bytes differ" in out and "precision auto" in out
+
+
+def test_bench_memory_measures_every_stage_against_the_payload():
+    out = run_benchmark("benchmarks/bench_memory.py", "--clips=2000", "--tfrecord-clips=400")
+    assert "x payload" in out and "@2.08M GiB" in out
+    for stage in ("load", "train", "released"):
+        assert any(line.startswith(stage) for line in out.splitlines()), stage
+    assert "validation" in out and "on 400 clips" in out  # 20 % of 2,000, all of them
