@@ -195,6 +195,9 @@ def main() -> None:
     parser.add_argument("--tfrecord-clips", type=int, default=20_000)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--folder", type=Path, default=None, help="work folder (default: a temp)")
+    parser.add_argument(
+        "--stages", nargs="+", choices=sorted(STAGES), default=["load", "train", "released"]
+    )
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -235,7 +238,7 @@ def main() -> None:
             f"{'stage':<10}{'N':>10}{'imports MB':>12}{'peak N/4':>10}{'peak N':>9}"
             f"{'B/clip':>9}{'x payload':>11}{'@2.08M GiB':>12}"
         )
-        for name in ("load", "train", "released"):
+        for name in args.stages:
             small = run_stage(name, folders["small"], args.device)
             facts = run_stage(name, folders["full"], args.device)
             n, n_small = facts["clips"], small["clips"]

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from zeroshot_audio.audio import io as audio_io
+from zeroshot_audio.audio import precision as precision_modes
 from zeroshot_audio.audio import vggish
 from zeroshot_audio.audio.embed import SegmentBatcher
 from zeroshot_audio.contracts import segment_table
@@ -95,7 +96,11 @@ def _embedder_for(task: ShardTask, fingerprint: str) -> vggish.VGGishEmbedder:
             postprocess=cfg.postprocess,
             device=resolve_device(cfg.device),
             channels_last=cfg.channels_last,
-            precision=cfg.precision,
+            # featurize() resolves ``auto`` once in the driver; a shard run on its own resolves it
+            # here (same rule, same answer on the same device).
+            precision=cfg.precision
+            if cfg.precision in precision_modes.COMPUTE_DTYPES
+            else precision_modes.resolve_precision(cfg.precision, resolve_device(cfg.device)),
         )
     return _EMBEDDER_CACHE[key]
 
