@@ -3,7 +3,7 @@
 Claim (issue 11 item 3): the payload is T x 128 = 1,280 bytes per 10-s clip (uint8), and each
 stage should hold about that, not several copies (before: ~4.5 KB per clip in the released
 featurize, train peaking at 7.35 GiB for 823k clips). Measured here, each in its own subprocess
-so that its peak RSS (``ru_maxrss``) is its own, minus the RSS after its imports:
+so that its peak RSS (VmHWM) is its own:
 
 (a) ``load``: the ``segment_embeddings`` dataset (SegmentEmbeddingsDataset, Parquet shards read
     memory-mapped into one buffer) + ``ClipTable.load`` (the table as one uint8 tensor on the
@@ -40,6 +40,14 @@ SEMANTIC_DIM = 384
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process image (VmHWM). Not ``ru_maxrss``: Linux carries that over exec
+    from the forking parent, so a child would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -64,7 +64,13 @@ class SegmentEmbeddingsDataset(AbstractVersionedDataset[pa.Table | ShardedTable,
           versioned: true
     """
 
-    DEFAULT_SAVE_ARGS: dict[str, Any] = {"rows_per_shard": 50_000, "compression": "zstd"}
+    # Row groups of 8192 rows: a reader decodes one group at a time (bounded memory at any N).
+    DEFAULT_SAVE_ARGS: dict[str, Any] = {
+        "rows_per_shard": 50_000,
+        "row_group_size": 8192,
+        "compression": "zstd",
+    }
+    READ_BATCH_ROWS = 8192
     DEFAULT_LOAD_ARGS: dict[str, Any] = {"memory_map": True}
 
     def __init__(  # noqa: PLR0913
@@ -126,18 +132,22 @@ class SegmentEmbeddingsDataset(AbstractVersionedDataset[pa.Table | ShardedTable,
         columns: dict[str, list[pa.Array]] = {"ytid": [], "start_s": [], "n_valid_segments": []}
         offset = 0
         for part in parts:
-            shard = pq.read_table(part, filesystem=filesystem, **self._load_args)
-            arrays = segment_table.to_arrays(shard)
-            if arrays.embeddings.shape[1:] != (n_segments, width):
-                raise DatasetError(
-                    f"{part}: embeddings of shape {arrays.embeddings.shape[1:]}, the first "
-                    f"shard's are {(n_segments, width)}"
-                )
-            embeddings[offset : offset + len(shard)] = arrays.embeddings
-            offset += len(shard)
-            for name, chunks in columns.items():
-                chunks.extend(shard.column(name).chunks)
-            del shard, arrays
+            # Record batches, not read_table: decoding a whole shard's nested list column at once
+            # took ~10 bytes per value transiently (measured: +700 MB for a 64 MB shard).
+            reader = pq.ParquetFile(part, filesystem=filesystem, **self._load_args)
+            for batch in reader.iter_batches(batch_size=self.READ_BATCH_ROWS):
+                shard = pa.Table.from_batches([batch])
+                arrays = segment_table.to_arrays(shard)
+                if arrays.embeddings.shape[1:] != (n_segments, width):
+                    raise DatasetError(
+                        f"{part}: embeddings of shape {arrays.embeddings.shape[1:]}, the first "
+                        f"shard's are {(n_segments, width)}"
+                    )
+                embeddings[offset : offset + len(shard)] = arrays.embeddings
+                offset += len(shard)
+                for name, chunks in columns.items():
+                    chunks.extend(shard.column(name).chunks)
+                del shard, arrays
         spec = segment_table.embedder_spec(schemas[0])
         return segment_table.from_arrays(
             *(
@@ -183,7 +193,12 @@ class SegmentEmbeddingsDataset(AbstractVersionedDataset[pa.Table | ShardedTable,
 
     def _write_table(self, table: pa.Table, path: str) -> None:
         with self._fs.open(path, "wb") as f:
-            pq.write_table(table, f, compression=self._save_args["compression"])
+            pq.write_table(
+                table,
+                f,
+                compression=self._save_args["compression"],
+                row_group_size=self._save_args["row_group_size"],
+            )
 
     def _put_file(self, src: Path, dest: str) -> None:
         if self._protocol == "file":
