@@ -38,6 +38,9 @@ class ReleasedEmbeddings:
     table: pa.Table
     clips: pd.DataFrame  # ytid, start_s, end_s, label_indices (list[int])
     problems: list[dict[str, Any]] = field(default_factory=list)
+    # With ``keep``: for each row of the table, the position in ``keep`` (deduplicated to the
+    # millisecond) of its clip; the positions not listed were not found.
+    kept_positions: np.ndarray | None = None
 
 
 def _time_key(start_s: float) -> int:
@@ -217,4 +220,9 @@ def read_released_embeddings(
             "label_indices": [rows.labels[i] for i in present],
         }
     )
-    return ReleasedEmbeddings(table=table, clips=clips, problems=problems)
+    return ReleasedEmbeddings(
+        table=table,
+        clips=clips,
+        problems=problems,
+        kept_positions=present if slots is not None else None,
+    )
