@@ -71,3 +71,11 @@ def test_bench_audioset_scale_runs_the_audioset_env_on_release_tfrecords(audiose
     # The planted structure is a function of the label embeddings: zero-shot transfer must work.
     assert "planted-structure check: zero-shot uniform mAP" in out
     assert "NOT recovered" not in out, out[-3000:]
+
+
+def test_bench_memory_measures_every_stage_against_the_payload():
+    out = run_benchmark("benchmarks/bench_memory.py", "--clips=2000", "--tfrecord-clips=400")
+    assert "x payload" in out and "@2.08M GiB" in out
+    for stage in ("load", "train", "released"):
+        assert any(line.startswith(stage) for line in out.splitlines()), stage
+    assert "validation" in out and "on 400 clips" in out  # 20 % of 2,000, all of them

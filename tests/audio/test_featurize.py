@@ -308,3 +308,34 @@ def test_the_embedder_spec_is_recorded_and_a_short_clip_is_padded(tmp_path, audi
     assert result.report["embedder"] == expected.to_dict()
     for path in result.table.paths:  # every shard carries it too
         assert segment_table.embedder_spec(pq.read_schema(path)) == expected
+
+
+def test_precision_auto_resolves_to_fp32_here_and_the_spec_records_the_mode(
+    tmp_path, audio_folder
+) -> None:
+    """``auto`` keeps only modes within the AudioSet byte bound (measured: fp32 only), so on
+    this machine it is fp32, sharing the explicit fp32 work folder (same fingerprint); an
+    explicit bf16 run is recorded as bf16 in the spec, the report and its own work folder."""
+    folder, ytids = audio_folder
+    clips = clip_table(ytids[:2])
+    auto = fz.featurize(clips, make_config(tmp_path, folder), progress=False)
+    assert auto.report["precision"] == "fp32"
+    assert segment_table.embedder_spec(auto.table.read().schema).precision == "fp32"
+    exact = fz.featurize(clips, make_config(tmp_path, folder, precision="fp32"), progress=False)
+    assert exact.report["fingerprint"] == auto.report["fingerprint"]
+    assert exact.report["n_shards_reused"] == exact.report["n_shards"]  # same work folder
+
+    bf16 = fz.featurize(clips, make_config(tmp_path, folder, precision="bf16"), progress=False)
+    assert bf16.report["precision"] == "bf16"
+    assert bf16.report["embedder"]["precision"] == "bf16"
+    assert segment_table.embedder_spec(bf16.table.read().schema).precision == "bf16"
+    assert bf16.report["fingerprint"] != auto.report["fingerprint"]
+    a = segment_table.to_arrays(auto.table.read()).embeddings
+    b = segment_table.to_arrays(bf16.table.read()).embeddings
+    assert not np.array_equal(a, b)  # bf16 really ran
+    np.testing.assert_allclose(a, b, rtol=0.05, atol=0.05 * np.abs(a).max())
+
+    with pytest.raises(ValueError, match="int8.*not offered"):
+        make_config(tmp_path, folder, precision="int8")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        make_config(tmp_path, folder, precision="fp16")

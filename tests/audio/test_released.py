@@ -25,3 +25,15 @@ def test_pipeline_helper_orders_by_clip_list_and_reports_missing(release) -> Non
     assert report["n_featurized"] == 2 and report["vggish_weights"] == "official"
     assert embedder_spec(table.schema) == released_spec(10)
     assert report["embedder"]["source"] == "released"
+
+
+def test_two_clip_rows_of_one_millisecond_both_get_the_clip(release) -> None:  # noqa: F811
+    """Rows matched to the same (ytid, millisecond) share the one released clip (the only case
+    where the table is reordered after reading)."""
+    path, _ = release
+    clips = pd.DataFrame(
+        {"ytid": ["-0RWZT-miFs", "-1nilez17Dg", "-0RWZT-miFs"], "start_s": [420.0, 30.0, 420.0001]}
+    )
+    table, report = from_released_embeddings(clips, [path], n_segments=10)
+    assert table.column("ytid").to_pylist() == ["-0RWZT-miFs", "-1nilez17Dg", "-0RWZT-miFs"]
+    assert report["n_failed"] == 0 and report["n_featurized"] == 3

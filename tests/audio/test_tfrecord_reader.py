@@ -245,3 +245,40 @@ def test_tfrecord_labels_are_compared_with_the_csv_labels(tmp_path) -> None:
     assert all(e["path"] == str(path) for e in mismatches["examples"])
     # Without the class index nothing is compared (and nothing claimed).
     assert from_released_embeddings(clips, [path], 10)[1]["label_mismatches"] is None
+
+
+def test_kept_clips_come_in_the_callers_order_in_one_buffer(release) -> None:
+    """With ``keep``, each record goes straight to its clip's row: the table follows ``keep``'s
+    order (absent clips left out, a duplicate reported) and its embeddings are one buffer that
+    ``to_arrays`` returns without a copy (the table is built once)."""
+    import pyarrow as pa
+
+    path, clips = release
+    with open(path, "ab") as f:  # the first clip once more
+        (ytid, start), (frames, labels) = next(iter(clips.items()))
+        f.write(_frame(_sequence_example(ytid, start, start + 10, labels, frames)))
+    keep = [("-1nilez17Dg", 30.0), ("not-released", 0.0), ("-0RWZT-miFs", 420.0)]
+    out = read_released_embeddings([path], n_segments=10, keep=keep)
+    assert out.table.column("embedding").num_chunks == 1
+    before = pa.total_allocated_bytes()
+    arrays = segment_table.to_arrays(out.table)
+    assert pa.total_allocated_bytes() == before
+    assert list(arrays.ytid) == ["-1nilez17Dg", "-0RWZT-miFs"]
+    np.testing.assert_array_equal(arrays.embeddings[0], clips[("-1nilez17Dg", 30.0)][0][:10])
+    np.testing.assert_array_equal(arrays.embeddings[1], clips[("-0RWZT-miFs", 420.0)][0])
+    assert out.clips["label_indices"].tolist() == [[5], [0, 137]]
+    assert [p["reason"] for p in out.problems].count("duplicate") == 1
+
+
+def test_reading_everything_grows_the_buffer_and_keeps_file_order(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (1500, 1, 128))
+    path = tmp_path / "many.tfrecord"
+    with open(path, "wb") as f:
+        for i in range(1500):  # more than the first allocation (1024 rows)
+            f.write(_frame(_sequence_example(f"clip{i:07d}", 0.0, 1.0, [i], frames[i])))
+    out = read_released_embeddings([path], n_segments=2)
+    arrays = segment_table.to_arrays(out.table)
+    assert list(arrays.ytid) == [f"clip{i:07d}" for i in range(1500)]
+    np.testing.assert_array_equal(arrays.embeddings[:, 0], frames[:, 0])
+    assert not arrays.embeddings[:, 1].any() and set(arrays.n_valid_segments) == {1}

@@ -70,3 +70,27 @@ def test_shards_that_disagree_on_the_spec_are_refused(tmp_path):
     pq.write_table(other, tmp_path / "emb" / version / "emb" / "part-000009.parquet")
     with pytest.raises(DatasetError, match="different embedder specs"):
         dataset(tmp_path).load()
+
+
+def test_load_gives_one_buffer_that_training_reads_without_a_copy(tmp_path):
+    """Several shards load into ONE embedding buffer (the table is held once): ``to_arrays``
+    returns a view of it; an empty table loads as an empty table."""
+    import pyarrow as pa
+
+    st = segment_table
+
+    data = table(10)
+    ds = dataset(tmp_path, save_args={"rows_per_shard": 4})
+    ds.save(data)
+    loaded = ds.load()
+    assert loaded.column("embedding").num_chunks == 1
+    before = pa.total_allocated_bytes()
+    first, again = st.to_arrays(loaded), st.to_arrays(loaded)
+    assert pa.total_allocated_bytes() == before  # no copy of the embeddings
+    assert np.shares_memory(first.embeddings, again.embeddings)
+    np.testing.assert_array_equal(first.embeddings, st.to_arrays(data).embeddings)
+    assert list(first.ytid) == list(st.to_arrays(data).ytid)
+    assert st.embedder_spec(loaded.schema) == st.embedder_spec(data.schema)
+    empty = dataset(tmp_path / "empty")
+    empty.save(table(0))
+    assert len(empty.load()) == 0 and st.to_arrays(empty.load()).embeddings.shape == (0, 10, 128)

@@ -34,6 +34,7 @@ from zeroshot_audio.experiment.train import (
     training_report,
 )
 from zeroshot_audio.model.attention import TemporalAttentionModel
+from zeroshot_audio.model.training import FitConfig
 
 
 def _small(**overrides):
@@ -216,3 +217,97 @@ def test_train_config_is_a_frozen_record_of_the_parameters():
     assert config.fit.epochs == PARAMS["train"]["fit"]["epochs"] and config.gamma == 0.5
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.gamma_grid = (0.1,)  # type: ignore[misc]
+
+
+def _validation_spy(monkeypatch):
+    """Record the table rows every per-epoch validation and every final scoring sees."""
+    from zeroshot_audio.experiment import train as train_module
+    from zeroshot_audio.model import training
+
+    seen = {"epochs": [], "final": []}
+    per_epoch, final = training.validation_metrics, train_module.score_clips
+
+    def spy_epoch(model, clips, config):
+        seen["epochs"].append(clips.rows.tolist())
+        return per_epoch(model, clips, config)
+
+    def spy_final(model, clips, **kwargs):
+        seen["final"].append(clips.rows.tolist())
+        return final(model, clips, **kwargs)
+
+    monkeypatch.setattr(training, "validation_metrics", spy_epoch)
+    monkeypatch.setattr(train_module, "score_clips", spy_final)
+    return seen
+
+
+def _full_split_threshold(checkpoint, table, rotation, splits, inputs, method):
+    from zeroshot_audio.experiment.protocol import Rotation
+    from zeroshot_audio.model.attention import ModelConfig
+    from zeroshot_audio.model.metrics import tune_global_threshold
+    from zeroshot_audio.model.training import score_clips
+
+    _, role = Rotation.roles_of(method)
+    clips = table.role(splits, rotation.name, role)
+    validation = table.clip_set(clips, checkpoint.validation_classes, inputs["label_embeddings"])
+    model = TemporalAttentionModel(ModelConfig.from_dict(checkpoint.model_config))
+    model.load_state_dict(checkpoint.state_dict)
+    scores = score_clips(model, validation)["scores"]
+    threshold, _ = tune_global_threshold(validation.targets.numpy(), scores)
+    return float(threshold), clips["row"].tolist()
+
+
+def test_per_epoch_validation_is_a_fixed_seeded_subset_and_the_threshold_uses_every_clip(
+    rot0, monkeypatch
+):
+    inputs, table, rotation, splits = rot0
+    fit = {**PARAMS["train"]["fit"], "epochs": 3, "patience": 3, "validation_clips": 7}
+    config = TrainConfig.from_dict({**PARAMS["train"], "fit": fit})
+    kwargs = dict(
+        class_folds=inputs["class_folds"],
+        model_splits=splits,
+        label_embeddings=inputs["label_embeddings"],
+        config=config,
+    )
+    seen = _validation_spy(monkeypatch)
+    first = train_method(table, rotation, "uniform", seed=5, **kwargs).checkpoint
+    threshold, all_rows = _full_split_threshold(first, table, rotation, splits, inputs, "uniform")
+    assert len(all_rows) > 7 and first.n_validation_clips == len(all_rows)
+    subset = seen["epochs"][0]
+    assert len(seen["epochs"]) == 3 and all(rows == subset for rows in seen["epochs"])
+    assert len(subset) == 7 and set(subset) < set(all_rows)
+    # the full validation split is scored exactly once, after training, for the threshold
+    assert seen["final"] == [all_rows]
+    assert first.threshold == pytest.approx(threshold, abs=1e-12)
+
+    seen["epochs"].clear()
+    train_method(table, rotation, "uniform", seed=5, **kwargs)  # same seed: same clips
+    assert seen["epochs"] == [subset] * 3
+    seen["epochs"].clear()
+    train_method(table, rotation, "uniform", seed=6, **kwargs)
+    assert seen["epochs"][0] != subset  # the subset is drawn from the run seed
+
+
+def test_a_split_within_validation_clips_is_scored_once_per_epoch_and_never_again(
+    rot0, monkeypatch
+):
+    """Default data: every validation split is below validation_clips, so the best epoch's
+    scoring of the whole split gives the threshold and nothing is scored a second time."""
+    inputs, table, rotation, splits = rot0
+    assert FitConfig().validation_clips == 20000
+    seen = _validation_spy(monkeypatch)
+    checkpoint = train_method(
+        table,
+        rotation,
+        "temporal_attention",
+        class_folds=inputs["class_folds"],
+        model_splits=splits,
+        label_embeddings=inputs["label_embeddings"],
+        config=_small(),
+        seed=5,
+    ).checkpoint
+    threshold, all_rows = _full_split_threshold(
+        checkpoint, table, rotation, splits, inputs, "temporal_attention"
+    )
+    assert seen["final"] == []
+    assert seen["epochs"] == [all_rows] * checkpoint.epochs_run
+    assert checkpoint.threshold == threshold

@@ -173,3 +173,17 @@ def test_an_unexpected_crash_on_one_file_does_not_stop_the_next(
     ]
     assert len(result.predictions) == 1 and result.predictions["predicted"].item()
     assert len(result.events) and result.events["offset_s"].max() <= 4.0
+
+
+def test_predict_precision_is_the_callers_and_auto_is_exact_here(planted):
+    """The checkpoint's EmbedderSpec.precision is informational: predict runs the precision it
+    is given (``predict.precision``); ``auto`` resolves to fp32 on this CPU (bf16 is outside
+    the byte bound)."""
+    assert PredictConfig.from_params({"audio": "a", "labels": "x"}).precision == "auto"
+    with pytest.raises(ValueError, match="not offered"):
+        PredictConfig.from_params({"audio": "a", "labels": "x", "precision": "int8"})
+    auto = Predictor(planted["checkpoint"], device="cpu", weights_location=HERE)
+    assert auto.embedder.precision == "fp32"
+    bf16 = Predictor(planted["checkpoint"], device="cpu", weights_location=HERE, precision="bf16")
+    assert bf16.embedder.precision == "bf16"
+    assert next(bf16.embedder.network.parameters()).dtype == torch.bfloat16

@@ -22,6 +22,7 @@ import torch
 
 from zeroshot_audio.audio import vggish
 from zeroshot_audio.audio.io import SegmentLayout
+from zeroshot_audio.audio.precision import PinnedStaging
 from zeroshot_audio.contracts.segment_table import EMBEDDING_SIZE, EmbedderSpec
 
 Embedder = Callable[[torch.Tensor], torch.Tensor]
@@ -66,6 +67,7 @@ class SegmentBatcher:
         self._batch: list[np.ndarray] = []
         self._targets: list[tuple[int, int]] = []  # (row, number of examples)
         self._pending = 0
+        self._staging = PinnedStaging(self.device)
 
     def add(self, examples: np.ndarray) -> int:
         """Queue one row's examples; returns the row's index."""
@@ -82,7 +84,7 @@ class SegmentBatcher:
     def flush(self) -> None:
         if not self._batch:
             return
-        examples = torch.from_numpy(np.concatenate(self._batch)).to(self.device, non_blocking=True)
+        examples = self._staging.to_device(np.concatenate(self._batch))
         with torch.inference_mode():
             vectors = self.embedder(examples).cpu().numpy()
         offset = 0
@@ -106,9 +108,14 @@ class SegmentBatcher:
 
 
 def vggish_spec(
-    layout: SegmentLayout, postprocess: str, final_relu: bool, weights: vggish.LoadedWeights
+    layout: SegmentLayout,
+    postprocess: str,
+    final_relu: bool,
+    weights: vggish.LoadedWeights,
+    precision: str = "fp32",
 ) -> EmbedderSpec:
-    """What ``featurize`` records for embeddings it computed with VGGish."""
+    """What ``featurize`` records for embeddings it computed with VGGish (``precision``: the
+    resolved mode, never ``auto``)."""
     return EmbedderSpec(
         source="vggish",
         n_segments=layout.n_segments,
@@ -118,7 +125,7 @@ def vggish_spec(
         final_relu=final_relu,
         weights=weights.source,
         weights_fingerprint=weights.fingerprint,
-        precision="fp32",
+        precision=precision,
         min_coverage=layout.min_coverage,
     )
 
@@ -212,8 +219,11 @@ def embedder_for_spec(
     location: vggish.WeightsSpec,
     device: torch.device | str = "cpu",
     channels_last: bool = True,
+    precision: str = "fp32",
 ) -> tuple[vggish.VGGishEmbedder, vggish.LoadedWeights]:
-    """The VGGish embedder that reproduces ``spec`` (layout aside), and the weights it runs."""
+    """The VGGish embedder that reproduces ``spec`` (layout aside), and the weights it runs.
+    ``precision`` (resolved, see audio/precision.py) is the caller's: the spec's is informational,
+    any mode that meets the error bound reproduces the stored bytes."""
     weights, seed = weights_for_spec(spec, location)
     embedder = vggish.build_embedder(
         weights,
@@ -222,6 +232,7 @@ def embedder_for_spec(
         postprocess=spec.postprocess,
         device=device,
         channels_last=channels_last,
+        precision=precision,
     )
     return embedder, weights
 

@@ -43,7 +43,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from zeroshot_audio.audio import io as audio_io
-from zeroshot_audio.audio import vggish
+from zeroshot_audio.audio import precision, vggish
 from zeroshot_audio.audio.embed import vggish_spec
 from zeroshot_audio.audio.shard_worker import (
     ClipSpec,
@@ -114,6 +114,7 @@ class FeaturizeConfig:
     max_clips: int | None = None
     torch_threads: int | None = None
     channels_last: bool = True
+    precision: str = "auto"
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
     work_dir: str = "data/04_feature/featurize_work"
     seed: int = 0
@@ -143,6 +144,7 @@ class FeaturizeConfig:
             raise ValueError(
                 f"featurize.postprocess must be one of {vggish.POSTPROCESS_MODES}, got {config.postprocess!r}"
             )
+        precision.check_precision(config.precision)
         return config
 
     @property
@@ -189,6 +191,8 @@ def config_fingerprint(config: FeaturizeConfig, weights_fingerprint: str) -> str
         "postprocess": config.postprocess,
         "final_relu": config.final_relu,
         "weights": weights_fingerprint,
+        # fp32 is left out so that work folders made before the precision option stay valid.
+        **({"precision": config.precision} if config.precision != "fp32" else {}),
     }
     return _hash(semantic)
 
@@ -256,8 +260,15 @@ def featurize(
     started = time.perf_counter()
     specs, n_duplicates = prepare_clips(clips, config)
     weights = vggish.resolve_weights(config.weights, config.seed, config.postprocess != "none")
+    # Resolved once here, so every worker (and the fingerprint and spec) sees the concrete mode.
+    config = replace(
+        config,
+        precision=precision.resolve_precision(config.precision, resolve_device(config.device)),
+    )
     fingerprint = config_fingerprint(config, weights.fingerprint)
-    spec = vggish_spec(config.layout, config.postprocess, config.final_relu, weights)
+    spec = vggish_spec(
+        config.layout, config.postprocess, config.final_relu, weights, precision=config.precision
+    )
     work = Path(config.work_dir) / fingerprint[:16]
     work.mkdir(parents=True, exist_ok=True)
     n_stale = remove_stale_temp_files(work)
@@ -396,6 +407,7 @@ def featurize(
         "segment_s": config.segment_s,
         "postprocess": config.postprocess,
         "final_relu": config.final_relu,
+        "precision": config.precision,
         "embedder": spec.to_dict(),
     }
     return FeaturizeResult(table=ShardedTable(paths=paths, schema=schema), report=report)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from zeroshot_audio.audio import io as audio_io
+from zeroshot_audio.audio import precision as precision_modes
 from zeroshot_audio.audio import vggish
 from zeroshot_audio.audio.embed import SegmentBatcher
 from zeroshot_audio.contracts import segment_table
@@ -79,7 +80,10 @@ _EMBEDDER_CACHE: dict[str, vggish.VGGishEmbedder] = {}
 def _embedder_for(task: ShardTask, fingerprint: str) -> vggish.VGGishEmbedder:
     """One embedder per worker process (and per configuration), built on first use."""
     cfg = task.config
-    key = f"{fingerprint}|{cfg.final_relu}|{cfg.postprocess}|{cfg.device}|{cfg.channels_last}"
+    key = (
+        f"{fingerprint}|{cfg.final_relu}|{cfg.postprocess}|{cfg.device}|{cfg.channels_last}"
+        f"|{cfg.precision}"
+    )
     if key not in _EMBEDDER_CACHE:
         weights = task.weights or vggish.resolve_weights(
             cfg.weights, cfg.seed, cfg.postprocess != "none"
@@ -92,6 +96,11 @@ def _embedder_for(task: ShardTask, fingerprint: str) -> vggish.VGGishEmbedder:
             postprocess=cfg.postprocess,
             device=resolve_device(cfg.device),
             channels_last=cfg.channels_last,
+            # featurize() resolves ``auto`` once in the driver; a shard run on its own resolves it
+            # here (same rule, same answer on the same device).
+            precision=cfg.precision
+            if cfg.precision in precision_modes.COMPUTE_DTYPES
+            else precision_modes.resolve_precision(cfg.precision, resolve_device(cfg.device)),
         )
     return _EMBEDDER_CACHE[key]
 

@@ -50,6 +50,9 @@ class ReleasedEmbeddings:
     table: pa.Table
     clips: pd.DataFrame  # ytid, start_s, end_s, label_indices (list[int]), n_frames, path
     problems: list[dict[str, Any]] = field(default_factory=list)
+    # With ``keep``: for each row of the table, the position in ``keep`` (deduplicated to the
+    # millisecond) of its clip; the positions not listed were not found.
+    kept_positions: np.ndarray | None = None
 
     def file_problems(self) -> dict[str, str]:
         """``{path: "empty_file" | "truncated_file"}`` for the files that were not read whole."""
@@ -102,6 +105,78 @@ def parse_sequence_example(record: bytes | memoryview, n_segments: int) -> dict[
     }
 
 
+class _Rows:
+    """The rows read so far, written straight into one preallocated uint8 buffer (no per-row
+    arrays kept, no stack-then-take: the table is built once, ~1.28 KB per clip).
+
+    With the wanted clips known (``slots``: key -> position), each record goes to its slot, so
+    the rows come out in the caller's order; without them, the buffer grows by doubling.
+    """
+
+    def __init__(self, n_segments: int, slots: dict[tuple[str, int], int] | None) -> None:
+        self.slots = slots
+        capacity = len(slots) if slots is not None else 1024
+        self.embeddings = np.zeros((capacity, n_segments, EMBEDDING_BYTES), dtype=np.uint8)
+        self.filled = np.zeros(capacity, dtype=bool)
+        self.n_valid = np.zeros(capacity, dtype=np.int16)
+        self.start_s = np.zeros(capacity, dtype=np.float64)
+        self.end_s = np.zeros(capacity, dtype=np.float64)
+        self.n_frames = np.zeros(capacity, dtype=np.int64)
+        self.path: list[str | None] = [None] * capacity
+        self.ytid: list[str | None] = [None] * capacity
+        self.labels: list[list[int] | None] = [None] * capacity
+        self.seen: set[tuple[str, int]] = set()  # without slots only
+        self.count = 0  # rows appended (without slots)
+
+    def slot(self, key: tuple[str, int]) -> int | None:
+        """Where a record of ``key`` goes: None = not wanted; -1 = a duplicate."""
+        if self.slots is not None:
+            slot = self.slots.get(key)
+            if slot is None:
+                return None
+            return -1 if self.filled[slot] else slot
+        if key in self.seen:
+            return -1
+        self.seen.add(key)
+        if self.count == len(self.filled):
+            self._grow()
+        self.count += 1
+        return self.count - 1
+
+    def _grow(self) -> None:
+        new = 2 * len(self.filled)
+        for name in ("embeddings", "filled", "n_valid", "start_s", "end_s", "n_frames"):
+            old = getattr(self, name)
+            grown = np.zeros((new, *old.shape[1:]), dtype=old.dtype)
+            grown[: len(old)] = old
+            setattr(self, name, grown)
+        self.ytid += [None] * (new - len(self.ytid))
+        self.labels += [None] * (new - len(self.labels))
+        self.path += [None] * (new - len(self.path))
+
+    def put(self, slot: int, row: dict[str, Any], path: str) -> None:
+        self.embeddings[slot] = row["embedding"]
+        self.filled[slot] = True
+        self.n_valid[slot] = row["n_valid_segments"]
+        self.start_s[slot] = row["start_s"]
+        self.end_s[slot] = row["end_s"]
+        self.ytid[slot] = row["ytid"]
+        self.labels[slot] = row["labels"]
+        self.n_frames[slot] = row["n_frames"]
+        self.path[slot] = path
+
+    def compact(self) -> np.ndarray:
+        """Move the filled rows to the front, in place and in order; returns their slots."""
+        present = np.flatnonzero(self.filled)
+        block = 65536
+        for a in range(0, len(present), block):
+            # present[i] >= i: reading a block's sources never reads a row already overwritten,
+            # and later blocks' sources lie beyond this block's targets.
+            b = min(a + block, len(present))
+            self.embeddings[a:b] = self.embeddings[present[a:b]]
+        return present
+
+
 def read_released_embeddings(
     paths: Iterable[str | Path],
     n_segments: int = 10,
@@ -109,13 +184,18 @@ def read_released_embeddings(
 ) -> ReleasedEmbeddings:
     """Read TFRecord files into the ``segment_embeddings`` table (uint8).
 
-    ``keep``: only these (ytid, start_s) clips (matched to the millisecond); all if None.
-    Clips longer than ``n_segments`` seconds are cut; shorter ones get ``n_valid_segments``.
+    ``keep``: only these (ytid, start_s) clips (matched to the millisecond), and the table's
+    rows then follow ``keep``'s order (clips not found are simply absent); all clips in file
+    order if None. Clips longer than ``n_segments`` seconds are cut; shorter ones get
+    ``n_valid_segments``.
     """
-    wanted = None if keep is None else {(str(y), _time_key(s)) for y, s in keep}
-    rows: list[dict[str, Any]] = []
+    slots = None
+    if keep is not None:
+        slots = {}
+        for y, s in keep:
+            slots.setdefault((str(y), _time_key(s)), len(slots))
+    rows = _Rows(n_segments, slots)
     problems: list[dict[str, Any]] = []
-    seen: set[tuple[str, int]] = set()
     for path in map(str, paths):
         index = -1
         if os.path.getsize(path) == 0:
@@ -133,9 +213,10 @@ def read_released_embeddings(
                     )
                     continue
                 key = (row["ytid"], _time_key(row["start_s"]))
-                if wanted is not None and key not in wanted:
+                slot = rows.slot(key)
+                if slot is None:
                     continue
-                if key in seen:
+                if slot < 0:
                     problems.append(
                         {
                             "path": path,
@@ -145,37 +226,35 @@ def read_released_embeddings(
                         }
                     )
                     continue
-                seen.add(key)
-                row["path"] = path
-                rows.append(row)
+                rows.put(slot, row, path)
         except (RuntimeError, OSError) as err:  # truncated file, unreadable file
             problems.append(
                 {"path": path, "record": index + 1, "reason": "truncated_file", "detail": str(err)}
             )
     for problem in problems:
         logger.warning("released embeddings: %s", problem)
-    embeddings = (
-        np.stack([r["embedding"] for r in rows])
-        if rows
-        else np.zeros((0, n_segments, EMBEDDING_BYTES), dtype=np.uint8)
-    )
+    present = rows.compact()
+    n = len(present)
+    ytid = [rows.ytid[i] for i in present]
     table = segment_table.from_arrays(
-        [r["ytid"] for r in rows],
-        [r["start_s"] for r in rows],
-        [r["n_valid_segments"] for r in rows],
-        embeddings,
+        ytid, rows.start_s[present], rows.n_valid[present], rows.embeddings[:n]
     )
     clips = pd.DataFrame(
         {
-            "ytid": [r["ytid"] for r in rows],
-            "start_s": [r["start_s"] for r in rows],
-            "end_s": [r["end_s"] for r in rows],
-            "label_indices": [r["labels"] for r in rows],
-            "n_frames": np.array([r["n_frames"] for r in rows], dtype=np.int64),
-            "path": [r["path"] for r in rows],
+            "ytid": ytid,
+            "start_s": rows.start_s[present],
+            "end_s": rows.end_s[present],
+            "label_indices": [rows.labels[i] for i in present],
+            "n_frames": rows.n_frames[present],
+            "path": [rows.path[i] for i in present],
         }
     )
-    return ReleasedEmbeddings(table=table, clips=clips, problems=problems)
+    return ReleasedEmbeddings(
+        table=table,
+        clips=clips,
+        problems=problems,
+        kept_positions=present if slots is not None else None,
+    )
 
 
 def _release_file(ytid: str, source_split: str | None, files: Mapping[tuple[str, str], str]):
@@ -284,26 +363,28 @@ def released_for_clips(
     paths = sorted(str(p) for p in tfrecord_paths)
     if not paths:
         raise FileNotFoundError("featurize: no TFRecord files match the released_embeddings glob")
-    keep = zip(frame["ytid"], frame["start_s"], strict=True)
-    released = read_released_embeddings(paths, n_segments, keep=keep)
-    position = {
-        (y, _time_key(s)): i
-        for i, (y, s) in enumerate(
-            zip(released.clips["ytid"], released.clips["start_s"], strict=True)
-        )
-    }
-    found = np.array(
-        [position.get((str(y), _time_key(s)), -1) for y, s in zip(frame["ytid"], frame["start_s"], strict=True)],
-        dtype=np.int64,
-    )  # fmt: skip
-    order = found[found >= 0]
-    table = released.table.take(pa.array(order, pa.int64()))
-    kept = released.clips.iloc[order].reset_index(drop=True)
-    failures = _missing_clips(frame.loc[found < 0], paths, released.file_problems())
+    keys = pd.Series(
+        [(str(y), _time_key(s)) for y, s in zip(frame["ytid"], frame["start_s"], strict=True)]
+    )
+    slot_of_row = pd.factorize(keys)[0]  # rows of one (ytid, millisecond) share one slot
+    unique = keys.drop_duplicates()
+    released = read_released_embeddings(
+        paths, n_segments, keep=[(y, ms / 1000) for y, ms in unique]
+    )
+    table_row_of_slot = np.full(len(unique), -1, dtype=np.int64)
+    table_row_of_slot[released.kept_positions] = np.arange(len(released.kept_positions))
+    order = table_row_of_slot[slot_of_row]
+    found = order >= 0
+    order = order[found]
+    table, kept = released.table, released.clips
+    if len(order) != table.num_rows or (np.diff(order) <= 0).any():  # two rows share a clip
+        table = table.take(pa.array(order, pa.int64()))
+        kept = kept.iloc[order].reset_index(drop=True)
+    failures = _missing_clips(frame.loc[~found], paths, released.file_problems())
     short = _short_clips(kept, n_segments)
     mismatches = None
     if class_mids is not None and "labels" in frame:
-        mismatches = _label_mismatches(frame.loc[found >= 0], kept, class_mids)
+        mismatches = _label_mismatches(frame.loc[found], kept, class_mids)
     file_problems = released.file_problems()
     if short["n"]:
         logger.warning(

@@ -196,13 +196,16 @@ class SegmentArrays:
 
 
 def from_arrays(
-    ytid: np.ndarray | list[str],
-    start_s: np.ndarray | list[float],
-    n_valid_segments: np.ndarray | list[int],
+    ytid: np.ndarray | list[str] | pa.Array,
+    start_s: np.ndarray | list[float] | pa.Array,
+    n_valid_segments: np.ndarray | list[int] | pa.Array,
     embeddings: np.ndarray,
     embedder: EmbedderSpec | None = None,
 ) -> pa.Table:
-    """Build the table from [N, T, D] embeddings (float32 or uint8)."""
+    """Build the table from [N, T, D] embeddings (float32 or uint8). A C-contiguous
+    ``embeddings`` is wrapped, not copied: the table's embedding column is one chunk over that
+    very buffer, so :func:`to_arrays` gives it back without a copy (the memory of a 2M-clip
+    table is paid once)."""
     embeddings = np.ascontiguousarray(embeddings)
     if embeddings.ndim != 3:
         raise ValueError(f"embeddings must be [N, T, D], got shape {embeddings.shape}")
@@ -210,22 +213,26 @@ def from_arrays(
     schema = segment_schema(t, str(embeddings.dtype), width, embedder)
     inner = pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1)), width)
     outer = pa.FixedSizeListArray.from_arrays(inner, t)
+    ytid = ytid if isinstance(ytid, pa.Array) else pa.array(list(ytid), pa.string())
+    if not isinstance(start_s, pa.Array):
+        start_s = pa.array(np.asarray(start_s, dtype=np.float64))
+    if not isinstance(n_valid_segments, pa.Array):
+        n_valid_segments = pa.array(np.asarray(n_valid_segments, dtype=np.int16))
     return pa.Table.from_arrays(
-        [
-            pa.array(list(ytid), pa.string()),
-            pa.array(np.asarray(start_s, dtype=np.float64)),
-            pa.array(np.asarray(n_valid_segments, dtype=np.int16)),
-            outer,
-        ],
+        [ytid, start_s.cast(pa.float64()), n_valid_segments.cast(pa.int16()), outer],
         schema=schema,
     )
 
 
 def to_arrays(table: pa.Table) -> SegmentArrays:
-    """Zero-copy view of the table's columns as numpy arrays."""
+    """Views of the table's columns as numpy arrays: zero-copy for the embeddings when the
+    column is one chunk (a table from :func:`from_arrays` or from the dataset's load); a table
+    of several chunks is combined once (a copy)."""
     emb_type = table.schema.field("embedding").type
     n_segments, width = emb_type.list_size, emb_type.value_type.list_size
-    column = table.column("embedding").combine_chunks()
+    chunked = table.column("embedding")
+    # combine_chunks copies even a single chunk: avoid it there.
+    column = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
     values = column.flatten().flatten().to_numpy(zero_copy_only=False)
     return SegmentArrays(
         ytid=table.column("ytid").to_numpy(zero_copy_only=False).astype(str),

@@ -34,12 +34,21 @@ from zeroshot_audio.experiment.clips import ClipTable, label_encoder_spec
 from zeroshot_audio.experiment.protocol import TRAINED_METHODS, Rotation, fold_classes
 from zeroshot_audio.model.attention import ModelConfig, TemporalAttentionModel
 from zeroshot_audio.model.metrics import tune_global_threshold
-from zeroshot_audio.model.training import MONITORS, FitConfig, FitResult, fit, score_clips
+from zeroshot_audio.model.training import (
+    MONITORS,
+    ClipSet,
+    FitConfig,
+    FitResult,
+    fit,
+    score_clips,
+)
 
 logger = logging.getLogger(__name__)
 
 # Stage-specific stream of the shared seed for weight initialisation and batch order.
 MODEL_SEED_STREAM = 6
+# ... and for the per-epoch validation subset (model.training.validation_subset).
+VALIDATION_SUBSET_STREAM = 7
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,26 @@ def gammas_of(method: str, config: TrainConfig, chosen_gamma: float) -> list[flo
     return [chosen_gamma]
 
 
+def final_threshold(
+    model: TemporalAttentionModel, validation: ClipSet, result: FitResult, config: FitConfig
+) -> tuple[float, float]:
+    """The global threshold (and its micro-F1) tuned on the WHOLE validation split, scored once:
+    reused from the best epoch when that epoch was validated on the whole split, else scored
+    now (per-epoch validation ran on a subset)."""
+    if result.full_validation is not None:
+        return (
+            float(result.full_validation["val_threshold"]),
+            float(result.full_validation["val_micro_f1"]),
+        )
+    scores = score_clips(
+        model,
+        validation,
+        batch_size=config.eval_batch_size,
+        mixed_precision=config.mixed_precision,
+    )["scores"]
+    return tune_global_threshold(validation.targets.cpu().numpy(), scores)
+
+
 def train_method(
     table: ClipTable,
     rotation: Rotation,
@@ -195,6 +224,12 @@ def train_method(
     train_set = table.clip_set(train_clips, train_classes, label_embeddings)
     validation_set = table.clip_set(validation_clips, validation_classes, label_embeddings)
     gammas = gammas_of(method, config, config.gamma if gamma is None else gamma)
+    # Every gamma candidate validates on the same clips (one seed per rotation x method).
+    validation_seed = int(
+        np.random.SeedSequence(
+            [int(seed), VALIDATION_SUBSET_STREAM, rotation_index, TRAINED_METHODS.index(method)]
+        ).generate_state(1)[0]
+    )
     larger_is_better = MONITORS[config.fit.monitor] == "max"
     best: tuple[TemporalAttentionModel, FitResult, float] | None = None
     grid: list[GridPoint] = []
@@ -213,7 +248,13 @@ def train_method(
         model = TemporalAttentionModel(model_config)
         suffix = f" gamma={candidate_gamma:g}" if len(gammas) > 1 else ""
         result = fit(
-            model, train_set, validation_set, config.fit, seed=fit_seed, description=name + suffix
+            model,
+            train_set,
+            validation_set,
+            config.fit,
+            seed=fit_seed,
+            description=name + suffix,
+            validation_seed=validation_seed,
         )
         grid.append(GridPoint(float(candidate_gamma), float(result.best_value)))
         if (
@@ -224,12 +265,7 @@ def train_method(
             best = (model, result, candidate_gamma)
     assert best is not None  # gammas is never empty
     model, result, chosen = best
-    validation_scores = score_clips(model, validation_set, batch_size=config.fit.eval_batch_size)[
-        "scores"
-    ]
-    threshold, validation_micro_f1 = tune_global_threshold(
-        validation_set.targets.cpu().numpy(), validation_scores
-    )
+    threshold, validation_micro_f1 = final_threshold(model, validation_set, result, config.fit)
     checkpoint = Checkpoint(
         model_config=model.config.to_dict(),
         state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -354,6 +390,8 @@ def training_report(
             "epochs_run": int(result.epochs_run),
             "stopped_early": bool(result.stopped_early),
             "train_seconds": round(result.train_seconds, 3),
+            "validation_seconds": round(result.validation_seconds, 3),
+            "n_validation_clips_per_epoch": result.n_validation_clips_per_epoch,
             "clips_per_second": round(result.clips_per_second, 1),
             "n_train_clips": checkpoint.n_train_clips,
             "n_validation_clips": checkpoint.n_validation_clips,

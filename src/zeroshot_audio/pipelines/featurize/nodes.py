@@ -25,6 +25,8 @@ def _mlflow_fields(report: dict[str, Any]) -> dict[str, Any]:
         "featurize_source": report.get("source", "audio"),
         "featurize_postprocess": report["postprocess"],
     }
+    if report.get("precision"):  # computed embeddings only (released ones are Google's)
+        tags["featurize.precision"] = report["precision"]
     metrics: dict[str, float] = {
         "featurize/clips_ok": report["n_featurized"],
         "featurize/clips_failed": report["n_failed"],

@@ -73,6 +73,7 @@ def tag_audio_files(
         device=device,
         weights_location=weights_location(featurize_params),
         min_sound_s=config.min_sound_s,
+        precision=config.precision,
     )
     result, report = tag_audio(predictor, predict_labels, config)
     return result.predictions, result.events, result.segments, result.audio, report

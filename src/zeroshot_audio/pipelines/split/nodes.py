@@ -93,6 +93,6 @@ def _report(
             "split/selected_classes": len(class_folds),
             "split/kept_clips": len(clip_folds),
             "split/dropped_clips": int(dropped.sum()),
-            **{f"split/fold{k}_clips": int(n) for k, n in clips_per_fold.items()},
+            **{f"split/fold{k}/clips": int(n) for k, n in clips_per_fold.items()},
         },
     }
