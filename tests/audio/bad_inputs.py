@@ -90,8 +90,12 @@ CASES: tuple[Case, ...] = (
     # broken files
     Case("zero_byte", "zero_byte.wav", lambda p: p.write_bytes(b""), audio_io.ZERO_LENGTH),
     Case("truncated_flac", "truncated.flac", _truncated_flac, audio_io.DECODE_ERROR),
-    Case("text_named_wav", "notes.wav", lambda p: p.write_text("not audio, a shopping list\n"),
-         audio_io.DECODE_ERROR),  # fmt: skip
+    Case(
+        "text_named_wav",
+        "notes.wav",
+        lambda p: p.write_text("not audio, a shopping list\n"),
+        audio_io.DECODE_ERROR,
+    ),  # fmt: skip
     Case("header_only_wav", "no_frames.wav", _write(np.zeros(0, np.float32)), audio_io.ZERO_LENGTH),
     # other formats and rates
     Case("stereo_48k_24bit", "stereo_48k_24bit.wav", _stereo_48k_24bit, ACCEPTED),
@@ -101,21 +105,33 @@ CASES: tuple[Case, ...] = (
     # durations
     Case("event_0.05s", "event_0.05s.flac", _write(_event(0.05)), audio_io.TOO_SHORT),
     Case("event_0.1s", "event_0.1s.flac", _write(_event(0.1)), ACCEPTED),
-    Case("event_0.3s", "event_0.3s.flac", _write(_event(0.3, "fluidr3_gm/snare_drum_01.flac")),
-         ACCEPTED),  # fmt: skip
+    Case(
+        "event_0.3s",
+        "event_0.3s.flac",
+        _write(_event(0.3, "fluidr3_gm/snare_drum_01.flac")),
+        ACCEPTED,
+    ),  # fmt: skip
     Case("event_0.5s", "event_0.5s.wav", _write(_event(0.5, "sox/beep_1000hz_x1.flac")), ACCEPTED),
     Case("event_0.9s", "event_0.9s.flac", _write(_event(0.9, "espeak_ng/male_02.flac")), ACCEPTED),
     Case("long_35s", "long_35s.flac", _35_s, ACCEPTED),
     # sample values
     Case("digital_silence", "silence.wav", _write(np.zeros(3 * SR, np.float32)), ACCEPTED),
-    Case("nan_samples", "nan.wav", _with(np.nan), audio_io.NON_FINITE),
-    Case("inf_samples", "inf.wav", _with(np.inf), audio_io.NON_FINITE),
+    Case("nan_samples", "nan_samples.wav", _with(np.nan), audio_io.NON_FINITE),
+    Case("inf_samples", "inf_samples.wav", _with(np.inf), audio_io.NON_FINITE),
     Case("clipped_float", "loud.wav", _write(8.0 * _event(2.0), subtype="FLOAT"), ACCEPTED),
     # awkward names
-    Case("name_spaces_unicode_brackets", "my take [2] – café 鳥 (final).flac",
-         _copy("fluidr3_gm/flute_01.flac"), ACCEPTED),  # fmt: skip
-    Case("name_leading_dash", "-rf dash.wav", _write(_event(1.5, "sox/chirp_100_4000hz.flac")),
-         ACCEPTED),  # fmt: skip
+    Case(
+        "name_spaces_unicode_brackets",
+        "my take [2] – café 鳥 (final).flac",
+        _copy("fluidr3_gm/flute_01.flac"),
+        ACCEPTED,
+    ),  # fmt: skip
+    Case(
+        "name_leading_dash",
+        "-rf dash.wav",
+        _write(_event(1.5, "sox/chirp_100_4000hz.flac")),
+        ACCEPTED,
+    ),  # fmt: skip
 )
 
 

@@ -60,7 +60,9 @@ def test_each_file_is_embedded_with_finite_numbers_or_rejected_with_its_reason(
     arrays = run["arrays"]
     rows = np.flatnonzero(arrays.ytid == path.name)
     failures = [f for f in run["report"]["failures"] if f["ytid"] == path.name]
-    assert len(rows) + len(failures) == 1, f"{path.name}: in the table {len(rows)}x, failed {failures}"
+    assert len(rows) + len(failures) == 1, (
+        f"{path.name}: in the table {len(rows)}x, failed {failures}"
+    )
     if case.expect == ACCEPTED:
         assert not failures, failures
         row = rows[0]
