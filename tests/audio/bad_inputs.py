@@ -65,6 +65,12 @@ def _truncated_flac(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])  # an interrupted download
 
 
+def _truncated_wav(path: Path) -> None:
+    sf.write(path, _event(2.0), SR)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # the header still says 2 s
+
+
 def _with(value: float) -> Callable[[Path], None]:
     def write(path: Path) -> None:
         x = _event(2.0)
@@ -97,12 +103,27 @@ CASES: tuple[Case, ...] = (
         audio_io.DECODE_ERROR,
     ),  # fmt: skip
     Case("header_only_wav", "no_frames.wav", _write(np.zeros(0, np.float32)), audio_io.ZERO_LENGTH),
+    Case("truncated_wav", "truncated.wav", _truncated_wav, ACCEPTED),  # the frames that are there
+    Case(
+        "dangling_symlink",
+        "moved away.wav",
+        lambda p: p.symlink_to(p.parent / "gone.wav"),
+        audio_io.MISSING_FILE,
+    ),  # fmt: skip
     # other formats and rates
     Case("stereo_48k_24bit", "stereo_48k_24bit.wav", _stereo_48k_24bit, ACCEPTED),
     Case("ulaw_8k", "ulaw_8k.wav", _ulaw_8k, ACCEPTED),
     Case("mp3", "event.mp3", _write(_event(2.5), format="MP3"), ACCEPTED),
+    Case("pcm_u8", "pcm_u8.wav", _write(_event(1.5), subtype="PCM_U8"), ACCEPTED),
+    Case(
+        "rate_192k",
+        "rate_192k.flac",
+        _write(audio_io.resample(_event(1.5), SR, 192_000), 192_000),
+        ACCEPTED,
+    ),  # fmt: skip
     Case("ogg_vorbis", "event.ogg", _write(_event(1.5), format="OGG", subtype="VORBIS"), ACCEPTED),
     # durations
+    Case("one_sample", "one_sample.wav", _write(_event(1 / SR)), audio_io.TOO_SHORT),
     Case("event_0.05s", "event_0.05s.flac", _write(_event(0.05)), audio_io.TOO_SHORT),
     Case("event_0.1s", "event_0.1s.flac", _write(_event(0.1)), ACCEPTED),
     Case(
@@ -118,6 +139,7 @@ CASES: tuple[Case, ...] = (
     Case("digital_silence", "silence.wav", _write(np.zeros(3 * SR, np.float32)), ACCEPTED),
     Case("nan_samples", "nan_samples.wav", _with(np.nan), audio_io.NON_FINITE),
     Case("inf_samples", "inf_samples.wav", _with(np.inf), audio_io.NON_FINITE),
+    Case("huge_float", "huge.wav", _write(1e30 * _event(2.0), subtype="FLOAT"), ACCEPTED),
     Case("clipped_float", "loud.wav", _write(8.0 * _event(2.0), subtype="FLOAT"), ACCEPTED),
     # awkward names
     Case(
