@@ -126,3 +126,20 @@ def test_the_command_prints_every_file_as_tagged_or_failed_without_a_traceback(
     n_ok = len(CLI_CASES) - len(rejected)
     assert f"{n_ok} file(s) tagged, {len(rejected)} failed" in out
     assert not re.search(r"│\s*[-+]?(nan|inf)\s*│", done.stdout), done.stdout  # no NaN score
+
+
+def test_every_event_of_the_shared_sound_pack_is_tagged_with_finite_scores(
+    checkpoint, full_sounds_dir
+) -> None:
+    """The whole pack of real everyday events (gunshots, beeps, single notes ... 0.5-4 s): none
+    rejected, none omitted (a short one is one zero-padded segment, not ``too_short``)."""
+    files = sorted(str(p) for p in full_sounds_dir.rglob("*.flac"))
+    assert len(files) >= 100
+    predictor = Predictor(checkpoint, device="cpu")
+    labels = resolve_labels(LABELS, None, checkpoint.train_classes)
+    config = PredictConfig(audio=(str(full_sounds_dir),), labels=tuple(LABELS))
+    result, report = within(300, lambda: tag_audio(predictor, labels, config))
+    assert report["failures"] == []
+    assert set(result.predictions["file"]) == set(files)
+    assert np.isfinite(result.predictions["score"].to_numpy(float)).all()
+    assert np.isfinite(result.segments["attention"].to_numpy(float)).all()
