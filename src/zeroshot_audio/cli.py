@@ -25,12 +25,16 @@ usage (no labels, no audio). ``export``: 0 written; 1 no such model or the folde
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
-from kedro.framework.cli.project import run
+
+with contextlib.redirect_stdout(sys.stderr):  # Kedro logs its logging set-up on import
+    from kedro.framework.cli.project import run
 
 PACKAGE = "zeroshot_audio"
 OUTPUTS = (
@@ -72,11 +76,8 @@ def spread_labels(args: list[str]) -> list[str]:
         if arg == "--":
             out += args[i:]  # the rest is audio, whatever it looks like
             return out
-        if arg in LABEL_FLAGS:
-            taking = True
-            continue
-        if arg.startswith("--labels="):
-            out += ["--labels", arg.split("=", 1)[1]]
+        if arg in LABEL_FLAGS or arg.startswith("--labels="):
+            out += ["--labels", arg.split("=", 1)[1]] if "=" in arg else []
             taking = True
             continue
         if taking and not (arg.startswith("-") and len(arg) > 1):
@@ -172,7 +173,9 @@ def predict_main(options: dict[str, Any]) -> int:
     from rich.markup import escape
 
     from zeroshot_audio.inference import list_audio_files, parse_labels
+    from zeroshot_audio.logfilters import logs_to_stderr
 
+    logs_to_stderr()  # results alone on stdout, also outside a project (--model DIR)
     console = Console()
     err = Console(stderr=True, soft_wrap=True)
     try:

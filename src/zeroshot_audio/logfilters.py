@@ -73,3 +73,20 @@ def quiet_known_noise() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, KnownNoiseFilter) for f in logger.filters):
             logger.addFilter(KnownNoiseFilter())
+
+
+def logs_to_stderr() -> None:
+    """Move every root log handler that writes to stdout onto stderr (idempotent).
+
+    Results own stdout (``zeroshot-audio predict ... > results.txt``). In a project,
+    ``conf/logging.yml`` already logs to stderr; outside one (``predict --model DIR``) Kedro's
+    default logging is a rich handler on stdout, which would mix log lines into the tables.
+    """
+    import sys
+
+    for handler in logging.getLogger().handlers:
+        console = getattr(handler, "console", None)  # rich.logging.RichHandler
+        if console is not None and console.file is sys.stdout:
+            console.file = sys.stderr
+        elif isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)

@@ -51,8 +51,11 @@ def list_audio_files(
     for source in sources:
         path = Path(source).expanduser()
         if path.is_dir():
+            # a dangling link is listed, so that it is reported (missing_file), not dropped
             found = sorted(
-                str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+                str(p)
+                for p in path.rglob("*")
+                if (p.is_file() or p.is_symlink()) and p.suffix.lower() in suffixes
             )
             if not found:
                 failures.append(
