@@ -35,6 +35,7 @@ import os
 import re
 import socket
 import sqlite3
+import sys
 from collections.abc import Callable
 from contextlib import closing
 from numbers import Number
@@ -355,7 +356,7 @@ class ResultsTableHook:
     def __init__(self, console: Any = None) -> None:
         self._console = console
 
-    @hook_impl
+    @hook_impl(trylast=True)  # after every other hook (model registry...): the results end the log
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         written = pipeline.all_outputs()
         if "evaluation_table" not in written:
@@ -367,7 +368,8 @@ class ResultsTableHook:
         from rich.console import Console
         from rich.markdown import Markdown
 
-        console = self._console or Console()
+        # Not a terminal (a log file, CI): wide enough that the tables' rows do not wrap.
+        console = self._console or Console(width=None if sys.stdout.isatty() else 160)
         console.print()
         console.print(Markdown(table.read_text(encoding="utf-8")))
         console.print()

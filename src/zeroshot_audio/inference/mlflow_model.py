@@ -65,7 +65,9 @@ class TaggerSettings:
     hop_s: float | None = None
     file_score: str = "max"
     batch_size: int = 64
-    device: str = "cpu"
+    # Not ``device``: MLflow logs these settings as run params, and the run already has Kedro's
+    # ``device`` parameter (a clash MLflow refuses with a warning).
+    serving_device: str = "cpu"
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> TaggerSettings:
@@ -118,7 +120,7 @@ def _predict_files(
     if "predictor" not in cache:
         cache["predictor"] = Predictor(
             checkpoint,
-            device=settings.device,
+            device=settings.serving_device,
             weights_location=_weights_location(checkpoint.embedder, weights_files),
         )
     config = PredictConfig(
