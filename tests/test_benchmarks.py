@@ -57,10 +57,10 @@ def test_bench_featurize_compares_with_the_naive_baseline():
 
 @pytest.mark.slow
 @pytest.mark.full_data
-def test_bench_audioset_scale_runs_the_audioset_env_on_release_tfrecords(audioset_dir):
+def test_bench_audioset_scale_runs_the_audioset_env_on_release_tfrecords(full_audioset_dir):
     """Half a percent of the real rows, every stage through `kedro run --env audioset`."""
     out = run_benchmark(
-        "benchmarks/bench_audioset_scale.py", f"--audioset={audioset_dir}", "--fraction=0.005",
+        "benchmarks/bench_audioset_scale.py", f"--audioset={full_audioset_dir}", "--fraction=0.005",
         "--epochs=2", "--min-clips=10",
     )  # fmt: skip
     for stage in ("ingest", "split", "featurize", "embed_labels", "train", "evaluate"):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -348,16 +349,21 @@ def log_tagger(
         try:
             if finite and log_run_metrics:
                 mlflow.log_metrics(finite)
-            info = mlflow.pyfunc.log_model(
-                name=MODEL_NAME,
-                python_model=str(ENTRY_POINT),
-                artifacts=artifacts,
-                signature=tagger_signature(),
-                model_config=settings.to_dict(),
-                pip_requirements=_requirements(),
-                registered_model_name=registered_model_name,
-                await_registration_for=60,
-            )
+            # log_model resets the warning filters for its own call (MLflow's "once" decorator),
+            # so the project's filters would not apply: collect its warnings and re-issue them.
+            with warnings.catch_warnings(record=True) as caught:
+                info = mlflow.pyfunc.log_model(
+                    name=MODEL_NAME,
+                    python_model=str(ENTRY_POINT),
+                    artifacts=artifacts,
+                    signature=tagger_signature(),
+                    model_config=settings.to_dict(),
+                    pip_requirements=_requirements(),
+                    registered_model_name=registered_model_name,
+                    await_registration_for=60,
+                )
+            for w in caught:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         finally:
             if started:
                 mlflow.end_run()
