@@ -120,6 +120,6 @@ def full_run_project(tmp_path_factory) -> Path:
     if not (DEFAULT_DATA / "segments.csv").exists():
         pytest.skip("the bundled default dataset is missing")
     project = make_project_copy(tmp_path_factory.mktemp("full_run_project"))
-    result = kedro(project, "run", SMALL_RUN_PARAMS)
-    (project / "kedro_run.log").write_text(result.stdout + result.stderr)  # what the user saw
+    result = kedro(project, "run", SMALL_RUN_PARAMS, interleaved=True)
+    (project / "kedro_run.log").write_text(result.stdout)  # what the user saw, in that order
     return project

@@ -40,13 +40,21 @@ def make_project_copy(destination: Path) -> Path:
     return destination
 
 
-def kedro(project: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def kedro(
+    project: Path, *args: str, timeout: int = 900, interleaved: bool = False
+) -> subprocess.CompletedProcess:
+    """Run ``kedro ARGS`` in ``project``; ``interleaved``: stderr into stdout, unbuffered, i.e.
+    the order a terminal shows (``result.stderr`` is then empty)."""
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    if interleaved:
+        env["PYTHONUNBUFFERED"] = "1"
     result = subprocess.run(
         [sys.executable, "-m", "kedro", *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=project, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if interleaved else subprocess.PIPE,
+        text=True, timeout=timeout, check=False,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    assert result.returncode == 0, result.stdout[-5000:] + (result.stderr or "")[-5000:]
     return result
 
 

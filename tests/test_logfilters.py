@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
 
-from zeroshot_audio.logfilters import KnownNoiseFilter, quiet_known_noise
+from zeroshot_audio.logfilters import KnownNoiseFilter, filters_enforced, quiet_known_noise
 
 RESOLVER = (
     "register_new_resolver() is deprecated and will be removed in a future release.\n"
@@ -69,3 +72,25 @@ def test_the_filter_is_installed_once_on_the_noisy_loggers():
     quiet_known_noise()
     filters = logging.getLogger("kedro.runner.sequential_runner").filters
     assert sum(isinstance(f, KnownNoiseFilter) for f in filters) == 1
+
+
+def test_mlflow_type_hint_advice_is_silenced_although_mlflow_resets_the_filters():
+    """MLflow raises it under its own "once" filter when a PythonModel subclass is created."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_known_noise()
+        with filters_enforced():
+            with warnings.catch_warnings():  # what mlflow's filter_user_warnings_once does
+                warnings.simplefilter("once", category=UserWarning)
+                warnings.warn(TYPE_HINTS, UserWarning)
+                warnings.warn("a new warning", UserWarning)
+    assert [str(w.message) for w in caught] == ["a new warning"]
+
+
+def test_starting_the_project_prints_no_known_warning():
+    """The settings module loads kedro-mlflow's model wrapper, whose class MLflow inspects."""
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    code = "import zeroshot_audio.settings, kedro_mlflow.mlflow.kedro_pipeline_model"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Add type hints" not in done.stderr

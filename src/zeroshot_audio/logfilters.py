@@ -16,9 +16,12 @@ filters cannot be declared there). ``conf/logging.yml`` hides the per-dataset lo
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # (category, message regex as ``warnings.filterwarnings`` matches it, module regex)
 KNOWN_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
@@ -66,9 +69,31 @@ def ignore_known_warnings() -> None:
         warnings.filterwarnings("ignore", message=message, category=category, module=module)
 
 
+@contextmanager
+def filters_enforced() -> Iterator[None]:
+    """Let the process's warning filters judge warnings raised under a local filter reset.
+
+    MLflow wraps the code that inspects a ``PythonModel`` (class creation, ``log_model``) in
+    ``filter_user_warnings_once``, which puts a "once" filter ahead of every filter installed
+    here, so its type-hint advice would print in spite of them. The block's warnings are
+    recorded instead and re-issued once the block's own filters are gone.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        yield
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+# Modules that define a PythonModel subclass at import time, i.e. raise MLflow's advice then.
+_PYTHON_MODEL_MODULES = ("kedro_mlflow.mlflow.kedro_pipeline_model",)
+
+
 def quiet_known_noise() -> None:
     """Install the warning filters and the log filter (idempotent)."""
     ignore_known_warnings()
+    with filters_enforced():
+        for module in _PYTHON_MODEL_MODULES:
+            importlib.import_module(module)
     for name in NOISY_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, KnownNoiseFilter) for f in logger.filters):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from zeroshot_audio.inference.export import describe, export_checkpoint, load_ex
 from zeroshot_audio.inference.inputs import resolve_labels
 from zeroshot_audio.inference.predictor import Predictor
 from zeroshot_audio.inference.tagging import predict_files
+from zeroshot_audio.logfilters import filters_enforced
 from zeroshot_audio.model.localisation import LocalisationRule
 from zeroshot_audio.model.metrics import ThresholdConfig
 
@@ -349,9 +349,7 @@ def log_tagger(
         try:
             if finite and log_run_metrics:
                 mlflow.log_metrics(finite)
-            # log_model resets the warning filters for its own call (MLflow's "once" decorator),
-            # so the project's filters would not apply: collect its warnings and re-issue them.
-            with warnings.catch_warnings(record=True) as caught:
+            with filters_enforced():
                 info = mlflow.pyfunc.log_model(
                     name=MODEL_NAME,
                     python_model=str(ENTRY_POINT),
@@ -362,8 +360,6 @@ def log_tagger(
                     registered_model_name=registered_model_name,
                     await_registration_for=60,
                 )
-            for w in caught:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         finally:
             if started:
                 mlflow.end_run()
