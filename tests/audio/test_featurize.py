@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -219,32 +221,91 @@ def test_changed_audio_file_invalidates_only_its_shard(tmp_path, audio_folder) -
     assert not np.allclose(a[0], b[0]) and np.array_equal(a[2:], b[2:])
 
 
-def test_dask_local_cluster_gives_the_same_table(tmp_path, audio_folder) -> None:
+def _equal_tables(a, b) -> None:
+    a, b = segment_table.to_arrays(a), segment_table.to_arrays(b)
+    assert list(a.ytid) == list(b.ytid) and np.array_equal(a.n_valid_segments, b.n_valid_segments)
+    np.testing.assert_array_equal(a.embeddings, b.embeddings)
+
+
+def test_a_dask_cluster_reads_audio_and_writes_shards_on_an_fsspec_url(tmp_path, audio_folder):
+    """Workers elsewhere share no disk: audio and shards on a URL (here ``memory://``, which the
+    in-process workers of this cluster share, as machines would share a bucket)."""
     distributed = pytest.importorskip("distributed")
     folder, ytids = audio_folder
     clips = clip_table(ytids[:4])
-    inline = fz.featurize(
-        clips, make_config(tmp_path, folder, work_dir=str(tmp_path / "a")), progress=False
-    )
+    memory = fsspec.filesystem("memory")
+    for ytid in ytids[:4]:
+        memory.put_file(str(folder / f"{ytid}.flac"), f"/{tmp_path.name}/audio/{ytid}.flac")
+    serial = fz.featurize(
+        clips, make_config(tmp_path, folder, torch_threads=1, work_dir=str(tmp_path / "a")),
+        progress=False,
+    )  # fmt: skip
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
     ) as cluster:
         config = make_config(
             tmp_path,
-            folder,
-            work_dir=str(tmp_path / "b"),
+            f"memory://{tmp_path.name}/audio",
+            torch_threads=1,
+            work_dir=f"memory://{tmp_path.name}/work",
             executor={"scheduler_address": cluster.scheduler_address},
         )
         on_dask = fz.featurize(clips, config, progress=False)
-    assert on_dask.report["executor"] == "dask"
-    a, b = inline.table.read(), on_dask.table.read()
-    assert a.column("ytid").equals(b.column("ytid"))
-    np.testing.assert_allclose(
-        segment_table.to_arrays(a).embeddings,
-        segment_table.to_arrays(b).embeddings,
-        rtol=1e-4,
-        atol=1e-4,
-    )
+    assert on_dask.report["executor"] == "dask" and on_dask.report["n_failed"] == 0
+    assert all(str(p).startswith("memory://") for p in on_dask.table.paths)
+    _equal_tables(serial.table.read(), on_dask.table.read())
+    # A rerun finds the finished shards on the URL and computes nothing.
+    again = fz.featurize(clips, replace(config, executor=fz.ExecutorSpec()), progress=False)
+    assert again.report["n_shards_reused"] == 2 and again.report["n_clips_computed"] == 0
+
+
+@pytest.mark.slow  # two worker processes that each import torch and build the model
+def test_a_killed_dask_worker_s_shard_is_redone_elsewhere(tmp_path, audio_folder):
+    """One worker process dies (os._exit) while decoding its first clip; the scheduler hands its
+    shard to another worker and the table is the serial run's, bit for bit."""
+    distributed = pytest.importorskip("distributed")
+    folder, ytids = audio_folder
+    clips = clip_table(ytids[:4])
+    serial = fz.featurize(
+        clips, make_config(tmp_path, folder, torch_threads=1, work_dir=str(tmp_path / "a")),
+        progress=False,
+    )  # fmt: skip
+    marker = str(tmp_path / "a-worker-died")
+
+    def die_on_the_first_clip(marker: str) -> None:  # runs in each worker process
+        import os as worker_os
+
+        from zeroshot_audio.audio import io as worker_io
+
+        load_clip = worker_io.load_clip
+
+        def load_or_die(*args, **kwargs):
+            try:
+                worker_os.close(worker_os.open(marker, worker_os.O_CREAT | worker_os.O_EXCL))
+            except FileExistsError:  # another worker already died: behave
+                return load_clip(*args, **kwargs)
+            worker_os._exit(1)
+
+        worker_io.load_clip = load_or_die
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        client.run(die_on_the_first_clip, marker)
+        config = make_config(
+            tmp_path,
+            f"file://{folder}",
+            torch_threads=1,
+            work_dir=f"file://{tmp_path / 'shared'}",
+            executor={"scheduler_address": cluster.scheduler_address},
+        )
+        on_cluster = fz.featurize(clips, config, progress=False)
+    assert Path(marker).exists()  # a worker did die mid-shard
+    assert on_cluster.report["n_failed"] == 0 and on_cluster.report["n_featurized"] == 4
+    _equal_tables(serial.table.read(), on_cluster.table.read())
 
 
 @pytest.mark.slow  # spawns two workers that each import torch and build the model

@@ -162,11 +162,13 @@ def _has_torchcodec() -> bool:
 
 def test_filename_pattern_placeholders() -> None:
     p = audio_io.format_audio_path("/a", "{ytid}_{start_ms}_{end_ms}.flac", "-0abc", 30.0, 40.0)
-    assert p == Path("/a/-0abc_30000_40000.flac")
-    assert (
-        audio_io.format_audio_path("r", "{ytid}_{start_s}.wav", "x", 12.5, 22.5).name
-        == "x_12.500.wav"
+    assert p == str(Path("/a/-0abc_30000_40000.flac"))
+    assert audio_io.format_audio_path("r", "{ytid}_{start_s}.wav", "x", 12.5, 22.5) == str(
+        Path("r/x_12.500.wav")
     )
+    # Audio on any fsspec URL (a Dask cluster's workers read the same bucket).
+    remote = audio_io.format_audio_path("s3://bucket/clips/", "{ytid}.flac", "x", 0.0, 10.0)
+    assert remote == "s3://bucket/clips/x.flac"
     with pytest.raises(ValueError, match="unknown placeholder"):
         audio_io.format_audio_path("r", "{video}.wav", "x", 0.0, 1.0)
 

@@ -14,7 +14,8 @@ Parallelism. Shards are independent tasks submitted to a ``concurrent.futures.Ex
 this process (one worker: the model is built once and batches fill the cores), a spawn-based
 process pool (several workers, torch threads split between them), or a Dask cluster through
 ``distributed.Client.get_executor()`` when a scheduler address is configured (the work folder
-must then be on storage every worker sees). Inside a shard, clips are decoded by a background
+must then be on storage every worker sees: a shared file system or any fsspec URL such as
+``s3://``, and so must ``audio_root``). Inside a shard, clips are decoded by a background
 thread while the network runs on batches of examples gathered across clips.
 """
 
@@ -36,12 +37,12 @@ from concurrent.futures import (
 )
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from zeroshot_audio import storage
 from zeroshot_audio.audio import io as audio_io
 from zeroshot_audio.audio import precision, vggish
 from zeroshot_audio.audio.embed import vggish_spec
@@ -56,11 +57,7 @@ from zeroshot_audio.audio.shard_worker import (
 )
 from zeroshot_audio.config import build_strict
 from zeroshot_audio.contracts import segment_table
-from zeroshot_audio.contracts.segment_table import (
-    ShardedTable,
-    atomic_write_json,
-    remove_stale_temp_files,
-)
+from zeroshot_audio.contracts.segment_table import ShardedTable
 from zeroshot_audio.device import resolve_device
 
 __all__ = [
@@ -184,7 +181,7 @@ def config_fingerprint(config: FeaturizeConfig, weights_fingerprint: str) -> str
     device, shard size) are left out, so changing them reuses finished shards."""
     semantic = {
         "format_version": FORMAT_VERSION,
-        "audio_root": str(Path(config.audio_root).resolve()),
+        "audio_root": storage.canonical(config.audio_root),
         "filename_pattern": config.filename_pattern,
         "file_is_full_recording": config.file_is_full_recording,
         "layout": asdict(config.layout),
@@ -195,14 +192,6 @@ def config_fingerprint(config: FeaturizeConfig, weights_fingerprint: str) -> str
         **({"precision": config.precision} if config.precision != "fp32" else {}),
     }
     return _hash(semantic)
-
-
-def _file_stamp(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns)
 
 
 def prepare_clips(clips: pd.DataFrame, config: FeaturizeConfig) -> tuple[list[ClipSpec], int]:
@@ -221,10 +210,8 @@ def prepare_clips(clips: pd.DataFrame, config: FeaturizeConfig) -> tuple[list[Cl
             ytid=str(ytid),
             start_s=float(start),
             end_s=float(end),
-            path=str(
-                audio_io.format_audio_path(
-                    config.audio_root, config.filename_pattern, str(ytid), float(start), float(end)
-                )
+            path=audio_io.format_audio_path(
+                config.audio_root, config.filename_pattern, str(ytid), float(start), float(end)
             ),
         )
         for ytid, start, end in frame.itertuples(index=False, name=None)
@@ -269,12 +256,12 @@ def featurize(
     spec = vggish_spec(
         config.layout, config.postprocess, config.final_relu, weights, precision=config.precision
     )
-    work = Path(config.work_dir) / fingerprint[:16]
-    work.mkdir(parents=True, exist_ok=True)
-    n_stale = remove_stale_temp_files(work)
-    atomic_write_json(
+    work = storage.join(config.work_dir, fingerprint[:16])
+    storage.makedirs(work)
+    n_stale = storage.remove_stale_temp_files(work)
+    storage.write_json(
         {"fingerprint": fingerprint, "config": asdict(config), "weights": weights.fingerprint},
-        work / "config.json",
+        storage.join(work, "config.json"),
     )
 
     kind = config.executor.kind
@@ -286,14 +273,14 @@ def featurize(
     tasks: list[ShardTask] = []
     for index, start in enumerate(range(0, len(specs), config.shard_size)):
         chunk = tuple(specs[start : start + config.shard_size])
-        key = _hash([fingerprint, [(asdict(c), _file_stamp(c.path)) for c in chunk]])[:16]
-        stem = work / f"shard-{index:06d}-{key}"
+        key = _hash([fingerprint, [(asdict(c), storage.stamp(c.path)) for c in chunk]])[:16]
+        stem = storage.join(work, f"shard-{index:06d}-{key}")
         tasks.append(
             ShardTask(
                 index=index,
                 clips=chunk,
-                parquet_path=str(stem) + ".parquet",
-                failures_path=str(stem) + ".failures.json",
+                parquet_path=stem + ".parquet",
+                failures_path=stem + ".failures.json",
                 # In-process workers share the resolved weights; remote ones resolve their own
                 # (shipping 290 MB of tensors per task would dwarf the work).
                 weights=weights if kind == "inline" else None,
@@ -301,7 +288,7 @@ def featurize(
                 embedder_spec=spec,
             )
         )
-    done = [t for t in tasks if Path(t.parquet_path).is_file() and Path(t.failures_path).is_file()]
+    done = [t for t in tasks if storage.exists(t.parquet_path) and storage.exists(t.failures_path)]
     todo = [t for t in tasks if t not in done]
     logger.info(
         "featurize: %d clips in %d shards (%d already done in %s), executor=%s, device=%s, weights=%s",
@@ -338,15 +325,15 @@ def featurize(
     compute_s = time.perf_counter() - compute_started
 
     failures: list[dict[str, Any]] = []
-    paths: list[Path] = []
+    paths: list[str] = []
     for task in tasks:
         if task.index in shard_errors:
             failures += [
                 failure_record(c, SHARD_ERROR, shard_errors[task.index]) for c in task.clips
             ]
             continue
-        paths.append(Path(task.parquet_path))
-        failures += json.loads(Path(task.failures_path).read_text(encoding="utf-8"))
+        paths.append(task.parquet_path)
+        failures += json.loads(storage.read_text(task.failures_path))
 
     n_computed = sum(r.n_ok for r in results)
     n_examples = sum(r.n_examples for r in results)
@@ -395,7 +382,7 @@ def featurize(
         if compute_s > 0 and n_computed
         else None,
         "total_seconds": round(elapsed, 3),
-        "work_folder": str(work),
+        "work_folder": work,
         "fingerprint": fingerprint,
         "vggish_weights": weights.source,
         "vggish_pca": weights.pca_source,

@@ -6,15 +6,19 @@ code, so the featurize driver can skip the clip and report it instead of stoppin
 
 from __future__ import annotations
 
+import contextlib
 import math
+import shutil
+import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from zeroshot_audio import storage
 from zeroshot_audio.audio.vggish_params import EXAMPLE_SAMPLES, SAMPLE_RATE
 
 TARGET_SAMPLE_RATE = SAMPLE_RATE
@@ -147,13 +151,20 @@ def decode(
     through torchaudio's torchcodec/FFmpeg backend when installed, else a clear
     ``unsupported_format`` failure that says how to enable it.
     """
-    path = Path(path)
-    if not path.is_file():
+    local = storage.local_path(path)
+    if not storage.exists(path):
         raise ClipFailure(MISSING_FILE, path, "no such file")
-    if path.stat().st_size == 0:
+    if storage.size(path) == 0:
         raise ClipFailure(ZERO_LENGTH, path, "empty file (0 bytes)")
     try:
-        with sf.SoundFile(path) as f:
+        # A remote file (any fsspec URL) is read through a seekable file object: only the
+        # clip's byte ranges travel.
+        with (
+            (
+                contextlib.nullcontext(local) if local is not None else storage.open_input(path)
+            ) as source,
+            sf.SoundFile(source) as f,
+        ):
             sr = f.samplerate
             start = 0 if start_s is None else max(0, round(start_s * sr))
             stop = -1 if end_s is None else max(start, round(end_s * sr))
@@ -166,13 +177,14 @@ def decode(
         sf_error = err
     except (RuntimeError, ValueError) as err:  # seek/read failures inside a recognised file
         raise ClipFailure(DECODE_ERROR, path, f"soundfile: {err}") from err
-    if path.suffix.lstrip(".").upper() in sf.available_formats():
+    suffix = PurePosixPath(str(path)).suffix
+    if suffix.lstrip(".").upper() in sf.available_formats():
         raise ClipFailure(DECODE_ERROR, path, f"soundfile: {sf_error}") from sf_error
     return _decode_with_torchcodec(path, start_s, end_s, sf_error)
 
 
 def _decode_with_torchcodec(
-    path: Path, start_s: float | None, end_s: float | None, sf_error: Exception
+    path: str | Path, start_s: float | None, end_s: float | None, sf_error: Exception
 ) -> tuple[np.ndarray, int]:
     try:
         import torchcodec  # noqa: F401  (probe: torchaudio.load needs it and FFmpeg)
@@ -183,7 +195,16 @@ def _decode_with_torchcodec(
     import torchaudio
 
     try:
-        wave, sr = torchaudio.load(str(path), channels_first=False)
+        local = storage.local_path(path)
+        if local is not None:
+            wave, sr = torchaudio.load(str(local), channels_first=False)
+        else:  # FFmpeg reads a local copy of a remote file
+            suffix = PurePosixPath(str(path)).suffix
+            with tempfile.NamedTemporaryFile(suffix=suffix) as copy:
+                with storage.open_input(path) as remote:
+                    shutil.copyfileobj(remote, copy)
+                copy.flush()
+                wave, sr = torchaudio.load(copy.name, channels_first=False)
     except Exception as err:  # FFmpeg's errors are not typed
         raise ClipFailure(DECODE_ERROR, path, f"torchcodec/FFmpeg: {err}") from err
     data = wave.numpy().astype(np.float32, copy=False)
@@ -280,7 +301,7 @@ def load_clip(
 
 def format_audio_path(
     audio_root: str | Path, pattern: str, ytid: str, start_s: float, end_s: float
-) -> Path:
+) -> str:
     """Fill ``pattern``'s placeholders: {ytid}, {start_s} ("30.000"), {end_s}, {start_ms}, {end_ms}."""
     fields = {
         "ytid": ytid,
@@ -295,4 +316,4 @@ def format_audio_path(
         raise ValueError(
             f"filename_pattern {pattern!r} uses unknown placeholder {err}; known: {sorted(fields)}"
         ) from err
-    return Path(audio_root) / name
+    return storage.join(audio_root, name)  # a local path or an fsspec URL

@@ -15,22 +15,18 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 
+from zeroshot_audio import storage
 from zeroshot_audio.audio import io as audio_io
 from zeroshot_audio.audio import precision as precision_modes
 from zeroshot_audio.audio import vggish
 from zeroshot_audio.audio.embed import SegmentBatcher
 from zeroshot_audio.contracts import segment_table
-from zeroshot_audio.contracts.segment_table import (
-    EmbedderSpec,
-    atomic_write_json,
-    atomic_write_parquet,
-)
+from zeroshot_audio.contracts.segment_table import EmbedderSpec, atomic_write_parquet
 from zeroshot_audio.device import resolve_device
 
 if TYPE_CHECKING:
@@ -218,8 +214,8 @@ def run_shard(task: ShardTask, fingerprint: str) -> ShardResult:
         done.embeddings,
         embedder=task.embedder_spec,
     )
-    atomic_write_json(done.failures, Path(task.failures_path))
-    atomic_write_parquet(table, Path(task.parquet_path))
+    storage.write_json(done.failures, task.failures_path)
+    atomic_write_parquet(table, task.parquet_path)
     return ShardResult(
         index=task.index,
         n_ok=len(done.clips),

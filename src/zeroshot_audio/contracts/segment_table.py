@@ -16,25 +16,24 @@ release's quantisation: ``x = u8 * 4/255 - 2`` (``dequantize``). The schema meta
 ``zeroshot_audio.embedder`` holds the :class:`EmbedderSpec` as JSON: how the vectors were made,
 so a trained model can refuse audio embedded differently.
 
-Shards are written atomically (temp file + fsync + rename) so a killed run leaves either no file
-or a complete one.
+Shards are written atomically (:mod:`zeroshot_audio.storage`: temp file + fsync + rename, or one
+put to an object store) so a killed run leaves either no file or a complete one.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from zeroshot_audio import storage
 from zeroshot_audio.config import build_strict
+from zeroshot_audio.storage import Location
 
 #: VGGish's embedding width, the default D of the table.
 EMBEDDING_SIZE = 128
@@ -246,97 +245,39 @@ def to_arrays(table: pa.Table) -> SegmentArrays:
 # Sharded, atomic storage
 # --------------------------------------------------------------------------------------------
 
-TMP_MARK = ".tmp-"
 
-
-def _tmp_path(path: Path) -> Path:
-    """``.<name>.tmp-<pid>-<random>``: unique per writer, and the pid says whose it is."""
-    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-
-
-def _writer_pid(temp: Path) -> int | None:
-    """The pid in a temp file's name, or None for a name this module did not make."""
-    tail = temp.name.rsplit(TMP_MARK, 1)[-1]
-    pid = tail.split("-", 1)[0]
-    return int(pid) if pid.isdigit() else None
-
-
-def _is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def atomic_write_parquet(table: pa.Table, path: Path, compression: str = "zstd") -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers (and a rerun after
-    a kill) see either no file or the complete one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f, compression=compression)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_json(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def remove_stale_temp_files(folder: Path) -> int:
-    """Delete temp files left by killed writers; returns how many.
-
-    Only files whose writer (the pid in the name) is dead are removed: a second run working in
-    the same folder at the same time keeps its half-written shards. The folder is local to one
-    machine (the featurize work folder), so a pid is enough to tell.
-    """
-    if not folder.is_dir():
-        return 0
-    stale = []
-    for p in folder.iterdir():
-        if not (p.name.startswith(".") and TMP_MARK in p.name):
-            continue
-        pid = _writer_pid(p)
-        if pid is None or not _is_alive(pid):
-            stale.append(p)
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return len(stale)
+def atomic_write_parquet(table: pa.Table, location: Location, compression: str = "zstd") -> None:
+    """Readers (and a rerun after a kill) see either no file or the complete one; ``location``
+    is a local path or any fsspec URL (see :mod:`zeroshot_audio.storage`)."""
+    with storage.open_output(location) as f:
+        pq.write_table(table, f, compression=compression)
 
 
 @dataclass(frozen=True)
 class ShardedTable:
-    """Finished Parquet shards that together form one table, in row order.
+    """Finished Parquet shards (local paths or fsspec URLs) that together form one table, in
+    row order.
 
     What the featurize node hands to the catalog: the dataset links (or copies) the files into
     its version folder instead of materialising millions of rows in memory.
     """
 
-    paths: Sequence[Path]
+    paths: Sequence[Location]
     schema: pa.Schema
 
     def read(self) -> pa.Table:
-        tables = [pq.read_table(p, schema=self.schema) for p in self.paths]
+        tables = []
+        for location in self.paths:
+            with storage.open_input(location) as f:
+                tables.append(pq.read_table(f, schema=self.schema))
         if not tables:
             return self.schema.empty_table()
         return pa.concat_tables(tables)
 
     @property
     def num_rows(self) -> int:
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.paths)
+        total = 0
+        for location in self.paths:
+            with storage.open_input(location) as f:
+                total += pq.ParquetFile(f).metadata.num_rows
+        return total

@@ -1,4 +1,5 @@
-"""Crash-safe saves for the catalog's file datasets: write a temp file, fsync, rename.
+"""Crash-safe saves for the catalog's file datasets: write a temp file, fsync, rename
+(:func:`zeroshot_audio.storage.write_atomically`).
 
 Kedro writes a versioned dataset straight into ``<filepath>/<version>/<name>`` and loads the newest
 ``<filepath>/*/<name>`` that exists. A run killed during a save (out of memory, Ctrl-C twice, a
@@ -16,9 +17,6 @@ does: an object store's put is already all-or-nothing.
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,60 +26,7 @@ from kedro_datasets.json import JSONDataset as _JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset as _MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset as _CSVDataset
 
-TMP_MARK = ".tmp-"
-
-
-def temp_sibling(final: Path) -> Path:
-    """A hidden, unique name beside ``final``: pid and random, so two writers never collide."""
-    return final.with_name(f".{final.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(path: Path) -> None:
-    if path.is_dir():
-        for child in path.rglob("*"):
-            if child.is_file():
-                _fsync_path(child)
-    _fsync_path(path)
-
-
-def commit(tmp: Path, final: Path) -> None:
-    """fsync ``tmp`` (a file or a folder) and rename it onto ``final``, then fsync the folder.
-
-    A file replaces ``final`` atomically. A folder cannot replace a non-empty folder in one
-    rename, so an existing ``final`` is first moved aside (only unversioned datasets overwrite).
-    """
-    _fsync_tree(tmp)
-    if tmp.is_dir() and final.exists():
-        aside = temp_sibling(final)
-        os.replace(final, aside)
-        os.replace(tmp, final)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    _fsync_path(final.parent)
-
-
-def write_atomically(final: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(temp_path)``, then :func:`commit` it to ``final``; no temp is left behind
-    unless the process dies (then it is a hidden file no load ever picks up)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_sibling(final)
-    try:
-        write(tmp)
-        commit(tmp, final)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+from zeroshot_audio.storage import write_atomically
 
 
 def _unwrapped_parent_save(instance: Any) -> Callable[[Any, Any], None]:

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 from copy import deepcopy
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
@@ -35,6 +35,7 @@ from kedro.io.core import (
 )
 from kedro_datasets._typing import TablePreview
 
+from zeroshot_audio import storage
 from zeroshot_audio.contracts import segment_table
 from zeroshot_audio.contracts.segment_table import ShardedTable
 
@@ -171,10 +172,13 @@ class SegmentEmbeddingsDataset(AbstractVersionedDataset[pa.Table | ShardedTable,
             spec = segment_table.embedder_spec(data.schema)
             for index, src in enumerate(data.paths):
                 dest = f"{staging}/{_part_name(index)}"
-                if spec is None or segment_table.embedder_spec(pq.read_schema(src)) == spec:
-                    self._put_file(Path(src), dest)
+                with storage.open_input(src) as f:
+                    src_spec = segment_table.embedder_spec(pq.read_schema(f))
+                if spec is None or src_spec == spec:
+                    self._put_file(src, dest)
                 else:  # a shard written without the spec: rewrite it with the table's
-                    shard = segment_table.with_embedder_spec(pq.read_table(src), spec)
+                    with storage.open_input(src) as f:
+                        shard = segment_table.with_embedder_spec(pq.read_table(f), spec)
                     self._write_table(shard, dest)
             if not data.paths:
                 self._write_table(data.schema.empty_table(), f"{staging}/{_part_name(0)}")
@@ -200,15 +204,21 @@ class SegmentEmbeddingsDataset(AbstractVersionedDataset[pa.Table | ShardedTable,
                 row_group_size=self._save_args["row_group_size"],
             )
 
-    def _put_file(self, src: Path, dest: str) -> None:
-        if self._protocol == "file":
+    def _put_file(self, src: storage.Location, dest: str) -> None:
+        local = storage.local_path(src)
+        if local is not None and self._protocol == "file":
             try:
-                os.link(src, dest)  # shards are immutable: a hard link is a free, safe copy
+                os.link(local, dest)  # shards are immutable: a hard link is a free, safe copy
                 return
             except OSError:
-                shutil.copyfile(src, dest)
+                shutil.copyfile(local, dest)
                 return
-        self._fs.put_file(str(src), dest)
+        if local is not None:
+            self._fs.put_file(str(local), dest)
+            return
+        # A shard on another filesystem (a Dask cluster's shared bucket): stream it across.
+        with storage.open_input(src) as source, self._fs.open(dest, "wb") as target:
+            shutil.copyfileobj(source, target, length=8 << 20)
 
     # -- the rest --------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from kedro.io.core import (
 from kedro_datasets._typing import TablePreview
 
 from zeroshot_audio.contracts.checkpoint import Checkpoint
-from zeroshot_audio.datasets.atomic import write_atomically
+from zeroshot_audio.storage import write_atomically
 
 Checkpoints = dict[str, Checkpoint]
 _PREVIEW_FIELDS = ("method", "threshold", "validation_micro_f1", "best_epoch", "n_train_clips")
