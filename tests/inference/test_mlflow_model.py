@@ -205,3 +205,19 @@ def _stop(server: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
+def test_the_served_rules_are_the_projects_predict_parameters_and_a_typo_fails():
+    """The registered model decides as `zeroshot-audio predict` does, from the same strict parse."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    params = yaml.safe_load((repo / "conf/base/parameters_predict.yml").read_text())["predict"]
+    params = {**params, "threshold": {"rule": "top_k", "top_k": 3}, "hop_s": 0.5}
+    settings = TaggerSettings.from_predict_params(params)
+    assert (settings.threshold_rule, settings.top_k, settings.hop_s) == ("top_k", 3, 0.5)
+    assert settings.localisation["rule"] == params["localisation"]["rule"]
+    with pytest.raises(ValueError, match="thresold"):
+        TaggerSettings.from_predict_params({**params, "thresold": {"rule": "fixed"}})
+    with pytest.raises(ValueError, match="file_score"):
+        TaggerSettings.from_predict_params({**params, "file_score": "median"})

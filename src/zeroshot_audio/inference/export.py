@@ -33,7 +33,6 @@ import zeroshot_audio
 from zeroshot_audio.audio.vggish_weights import file_sha256
 from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.inference import predictor
-from zeroshot_audio.model.attention import ModelConfig, TemporalAttentionModel
 
 EXPORT_FORMAT = "zeroshot-audio/checkpoint"
 EXPORT_VERSION = 1
@@ -48,7 +47,7 @@ def export_checkpoint(checkpoint: Checkpoint, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     if (out / CONFIG_FILE).exists() or (out / TENSORS_FILE).exists():
         raise FileExistsError(f"{out} already holds an exported model; choose an empty folder")
-    check_provenance(checkpoint, where="checkpoint to export")
+    predictor.load_model(checkpoint, where="checkpoint to export")
     out.mkdir(parents=True, exist_ok=True)
     fields = checkpoint.to_dict()
     tensors = {
@@ -113,31 +112,8 @@ def load_exported(path: str | Path) -> Checkpoint:
         checkpoint = Checkpoint.from_dict({**fields, "state_dict": load_file(tensors_file)})
     except ValueError as error:
         raise ValueError(f"{config_file}: {error}") from error
-    check_provenance(checkpoint, where=str(folder))
+    predictor.load_model(checkpoint, where=str(folder))
     return checkpoint
-
-
-def check_provenance(checkpoint: Checkpoint, where: str = "checkpoint") -> None:
-    """Refuse a checkpoint whose parts contradict each other: weights that do not fit its model
-    config, segments of another width than its embedder spec says, label vectors of another width
-    than its label-encoder spec says."""
-    config = ModelConfig.from_dict(checkpoint.model_config)
-    try:
-        TemporalAttentionModel(config).load_state_dict(checkpoint.state_dict, strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"{where}: the weights do not fit the model config: {error}") from error
-    if checkpoint.embedder.width != config.acoustic_dim:
-        raise ValueError(
-            f"{where}: the model takes {config.acoustic_dim}-d segments but its embedder spec "
-            f"says the segments were {checkpoint.embedder.width}-d "
-            f"({checkpoint.embedder.to_dict()})"
-        )
-    dimension = checkpoint.label_encoder.dimension
-    if dimension and dimension != config.semantic_dim:
-        raise ValueError(
-            f"{where}: the model takes {config.semantic_dim}-d label vectors but its label "
-            f"encoder spec ({checkpoint.label_encoder.model_name_or_path!r}) gives {dimension}-d"
-        )
 
 
 def find_exported(root: str | Path) -> Path:

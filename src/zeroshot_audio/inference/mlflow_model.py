@@ -81,15 +81,18 @@ class TaggerSettings:
     def from_predict_params(cls, params: Mapping[str, Any]) -> TaggerSettings:
         """The rules of the project's ``predict`` parameters (conf/base/parameters_predict.yml),
         so the registered model decides as ``zeroshot-audio predict`` does."""
-        threshold = dict(params.get("threshold") or {})
+        # Strict, as for `zeroshot-audio predict` (a typo fails here, not silently). The served
+        # model is given its audio and labels per request; only the rules are taken from here.
+        per_request = {"audio": "(per request)", "labels": "(per request)"}
+        config = PredictConfig.from_params({**per_request, **params})
         return cls(
-            threshold_rule=threshold.get("rule", "tuned"),
-            fixed_threshold=float(threshold.get("fixed", 0.0)),
-            top_k=int(threshold.get("top_k", 1)),
-            localisation=dict(params.get("localisation") or {"rule": "uniform_ratio"}),
-            hop_s=params.get("hop_s"),
-            file_score=params.get("file_score", "max"),
-            batch_size=int(params.get("batch_size", 64)),
+            threshold_rule=config.threshold.rule,
+            fixed_threshold=config.threshold.fixed,
+            top_k=config.threshold.top_k,
+            localisation=asdict(config.localisation),
+            hop_s=config.hop_s,
+            file_score=config.file_score,
+            batch_size=config.batch_size,
         )
 
 

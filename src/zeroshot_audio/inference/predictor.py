@@ -123,6 +123,34 @@ def text_encoder_for_spec(spec: LabelEncoderSpec, device: torch.device) -> Any:
         ) from err
 
 
+def load_model(checkpoint: Checkpoint, where: str = "checkpoint") -> TemporalAttentionModel:
+    """The checkpoint's model with its weights, in eval mode. Refuses (:class:`ProvenanceError`)
+    a checkpoint whose parts contradict each other: weights that do not fit its model config,
+    segments of another width than its embedder spec says, label vectors of another width than
+    its label-encoder spec says. Every reader of a checkpoint (predict, export, the served
+    model) goes through here."""
+    config = ModelConfig.from_dict(checkpoint.model_config)
+    if checkpoint.embedder.width != config.acoustic_dim:
+        raise ProvenanceError(
+            f"{where}: the model takes {config.acoustic_dim}-d segments but its embedder spec "
+            f"says the segments were {checkpoint.embedder.width}-d "
+            f"({checkpoint.embedder.to_dict()}); the checkpoint is inconsistent"
+        )
+    dimension = checkpoint.label_encoder.dimension
+    if dimension and dimension != config.semantic_dim:
+        raise ProvenanceError(
+            f"{where}: the model takes {config.semantic_dim}-d label vectors but its label "
+            f"encoder spec ({checkpoint.label_encoder.model_name_or_path!r}) gives {dimension}-d; "
+            "the checkpoint is inconsistent"
+        )
+    model = TemporalAttentionModel(config)
+    try:
+        model.load_state_dict(checkpoint.state_dict, strict=True)
+    except RuntimeError as error:
+        raise ProvenanceError(f"{where}: the weights do not fit the model config: {error}") from error
+    return model.eval()
+
+
 class Predictor:
     """A checkpoint with its VGGish embedder and text encoder, each built once on first use.
 
@@ -154,22 +182,7 @@ class Predictor:
         self.device = resolve_device(device)
         self.weights_location = weights_location or vggish.WeightsSpec()
         self.precision = check_precision(precision)
-        config = ModelConfig.from_dict(checkpoint.model_config)
-        if config.acoustic_dim != self.spec.width:
-            raise ProvenanceError(
-                f"checkpoint {self.name!r}: the model takes {config.acoustic_dim}-d segments but "
-                f"its embedder spec records {self.spec.width}-d ones; the checkpoint is inconsistent"
-            )
-        dimension = checkpoint.label_encoder.dimension
-        if dimension and dimension != config.semantic_dim:
-            raise ProvenanceError(
-                f"checkpoint {self.name!r}: the model takes {config.semantic_dim}-d label vectors "
-                f"but its label-encoder spec records {dimension}-d ones; the checkpoint is "
-                "inconsistent"
-            )
-        model = TemporalAttentionModel(config)
-        model.load_state_dict(checkpoint.state_dict)
-        self.model = model.eval().to(self.device)
+        self.model = load_model(checkpoint, where=f"checkpoint {self.name!r}").to(self.device)
         self._embedder = embedder
         self._text_encoder = text_encoder
         self.vggish_weights = "injected" if embedder is not None else None
