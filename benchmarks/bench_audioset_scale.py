@@ -17,6 +17,7 @@ and localisation is scored on the planted spans.
 
     python benchmarks/bench_audioset_scale.py --fraction 0.01 --epochs 2
     python benchmarks/bench_audioset_scale.py --fraction 0.1 --epochs 3 --keep /tmp/as_scale
+    python benchmarks/bench_audioset_scale.py --fraction 1 --epochs 1 --cross-fold-policy keep_fold_labels
 
 Only the Kedro CLI is used to run the stages, so the benchmark survives refactors of the stages.
 """
@@ -207,6 +208,12 @@ def main() -> None:
     parser.add_argument(
         "--min-clips", type=int, default=None, help="split.class_selection.min_clips"
     )
+    parser.add_argument(
+        "--cross-fold-policy",
+        choices=("drop", "keep_fold_labels"),
+        default=None,
+        help="split.cross_fold_policy (keep_fold_labels keeps the most clips: the memory target)",
+    )
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument(
         "--keep", type=Path, default=None, help="work folder to keep (else a temp one)"
@@ -238,6 +245,7 @@ def main() -> None:
                 "train.fit.show_progress=false",
             ]
             + ([f"split.class_selection.min_clips={args.min_clips}"] if args.min_clips else [])
+            + ([f"split.cross_fold_policy={args.cross_fold_policy}"] if args.cross_fold_policy else [])
         )
         conf = private_conf(work)
         rows = []
