@@ -245,7 +245,11 @@ def main() -> None:
                 "train.fit.show_progress=false",
             ]
             + ([f"split.class_selection.min_clips={args.min_clips}"] if args.min_clips else [])
-            + ([f"split.cross_fold_policy={args.cross_fold_policy}"] if args.cross_fold_policy else [])
+            + (
+                [f"split.cross_fold_policy={args.cross_fold_policy}"]
+                if args.cross_fold_policy
+                else []
+            )
         )
         conf = private_conf(work)
         rows = []

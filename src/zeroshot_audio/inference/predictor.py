@@ -147,7 +147,9 @@ def load_model(checkpoint: Checkpoint, where: str = "checkpoint") -> TemporalAtt
     try:
         model.load_state_dict(checkpoint.state_dict, strict=True)
     except RuntimeError as error:
-        raise ProvenanceError(f"{where}: the weights do not fit the model config: {error}") from error
+        raise ProvenanceError(
+            f"{where}: the weights do not fit the model config: {error}"
+        ) from error
     return model.eval()
 
 
