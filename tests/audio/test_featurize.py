@@ -90,7 +90,10 @@ def test_batched_across_clips_equals_one_clip_at_a_time(tmp_path, audio_folder) 
     np.testing.assert_allclose(a.embeddings[1, :2], direct, rtol=1e-4, atol=1e-4)
 
 
-def test_every_bad_file_kind_is_reported_and_the_run_goes_on(tmp_path, audio_folder) -> None:
+@pytest.mark.parametrize("decode_workers", [0, 2], ids=["decode-thread", "decode-processes"])
+def test_every_bad_file_kind_is_reported_and_the_run_goes_on(
+    tmp_path, audio_folder, decode_workers
+) -> None:
     folder, ytids = audio_folder
     bad = write_bad_files(tmp_path / "bad")
     # the good clip is copied next to the bad ones; the pattern takes the file name as ytid
@@ -99,10 +102,19 @@ def test_every_bad_file_kind_is_reported_and_the_run_goes_on(tmp_path, audio_fol
     names = [p.name for p in bad.values()] + ["good.flac"]
     clips = pd.DataFrame({"ytid": names, "start_s": 0.0, "end_s": 10.0})
     result = fz.featurize(
-        clips, make_config(tmp_path, tmp_path / "bad", filename_pattern="{ytid}"), progress=False
+        clips,
+        make_config(
+            tmp_path, tmp_path / "bad", filename_pattern="{ytid}", decode_workers=decode_workers
+        ),
+        progress=False,
     )
     table = result.table.read()
     assert table.column("ytid").to_pylist() == ["good.flac"]
+    alone = fz.featurize(
+        clips.tail(1), make_config(tmp_path, tmp_path / "bad", filename_pattern="{ytid}",
+                                   work_dir=str(tmp_path / "alone")), progress=False,
+    )  # fmt: skip
+    _equal_tables(alone.table.read(), table)  # decoded elsewhere, embedded the same
     report = result.report
     by_file = {Path(f["path"]).name: f["reason"] for f in report["failures"]}
     for reason, path in bad.items():
@@ -400,3 +412,10 @@ def test_precision_auto_resolves_to_fp32_here_and_the_spec_records_the_mode(
         make_config(tmp_path, folder, precision="int8")
     with pytest.raises(ValueError, match="precision must be one of"):
         make_config(tmp_path, folder, precision="fp16")
+
+
+def test_decode_processes_are_refused_where_each_worker_decodes_its_own_clips(tmp_path):
+    with pytest.raises(ValueError, match="decode_workers > 0 is for one process"):
+        make_config(tmp_path, tmp_path, decode_workers=2, executor={"max_workers": 2})
+    with pytest.raises(ValueError, match="decode_workers must be >= 0"):
+        make_config(tmp_path, tmp_path, decode_workers=-1)

@@ -4,13 +4,15 @@ failure list."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from tests.audio.sounds import write_clips
 from zeroshot_audio.audio import featurize as fz
-from zeroshot_audio.audio.shard_worker import ClipSpec, ShardTask, run_shard
+from zeroshot_audio.audio.io import DECODE_ERROR, ClipFailure
+from zeroshot_audio.audio.shard_worker import ClipSpec, ShardTask, prefetch, result_of, run_shard
 from zeroshot_audio.contracts.segment_table import EmbedderSpec, embedder_spec
 
 
@@ -39,3 +41,27 @@ def test_a_shard_is_written_with_its_spec_and_failures(tmp_path: Path) -> None:
     assert table.column("ytid").to_pylist() == [ytid] and embedder_spec(table.schema) == spec
     failures = json.loads((tmp_path / "s.json").read_text())
     assert [(f["ytid"], f["reason"]) for f in failures] == [("gone", "missing_file")]
+
+
+def crash_on_poison(name: str) -> str:
+    """A decoder that takes its process down on one input, as FFmpeg can on a hostile file."""
+    if name == "poison":
+        os._exit(3)
+    return name.upper()
+
+
+def test_a_decoder_that_kills_its_process_fails_only_its_own_clip() -> None:
+    """Decode processes (``decode_workers``): the pool breaks, every pending clip is retried alone,
+    and only the file that kills its decoder is reported."""
+    names = ["a", "b", "poison", "c", "d"]
+    outcomes = {}
+    for name, future in prefetch(crash_on_poison, names, depth=4, workers=2):
+        try:
+            outcomes[name] = result_of(future, crash_on_poison, name)
+        except ClipFailure as failure:
+            outcomes[name] = failure.reason
+    assert outcomes == {"a": "A", "b": "B", "poison": DECODE_ERROR, "c": "C", "d": "D"}
+    # The next shard gets a working pool again.
+    assert [
+        result_of(f, crash_on_poison, n) for n, f in prefetch(crash_on_poison, ["e"], 1, 2)
+    ] == ["E"]

@@ -110,6 +110,7 @@ class FeaturizeConfig:
     shard_size: int = 128
     max_clips: int | None = None
     torch_threads: int | None = None
+    decode_workers: int = 0
     channels_last: bool = True
     precision: str = "auto"
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
@@ -142,6 +143,14 @@ class FeaturizeConfig:
                 f"featurize.postprocess must be one of {vggish.POSTPROCESS_MODES}, got {config.postprocess!r}"
             )
         precision.check_precision(config.precision)
+        if config.decode_workers < 0:
+            raise ValueError(f"featurize.decode_workers must be >= 0, got {config.decode_workers}")
+        if config.decode_workers and config.executor.kind != "inline":
+            raise ValueError(
+                "featurize.decode_workers > 0 is for one process driving the network (a GPU); "
+                f"with executor {config.executor.kind!r} every worker decodes its own clips: set "
+                "decode_workers: 0 or use a single worker"
+            )
         return config
 
     @property

@@ -66,6 +66,9 @@ class ClipFailure(Exception):
         self.path = str(path)
         self.detail = detail
 
+    def __reduce__(self) -> tuple:  # crosses process boundaries (decode processes, Dask)
+        return (type(self), (self.reason, self.path, self.detail))
+
 
 @dataclass(frozen=True)
 class SegmentLayout:

@@ -1,18 +1,22 @@
 """The worker side of featurize: one shard of clips -> one atomic Parquet file + its failures.
 
 A :class:`ShardTask` is self-contained and picklable, so the same :func:`run_shard` runs in this
-process, in a spawn-based process pool or on a Dask worker. Inside a shard, clips are decoded by a
-background thread (:func:`prefetch`) while the network runs on batches gathered across clips
-(``audio.embed.SegmentBatcher``).
+process, in a spawn-based process pool or on a Dask worker. Inside a shard, clips are decoded
+ahead (:func:`prefetch`: a background thread, or ``decode_workers`` processes to feed a GPU) while
+the network runs on batches gathered across clips (``audio.embed.SegmentBatcher``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import multiprocessing
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -105,17 +109,62 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def prefetch(fn: Callable[[T], R], items: Iterable[T], depth: int) -> Iterator[tuple[T, Future]]:
-    """Run ``fn`` over ``items`` in one background thread, at most ``depth`` ahead: audio
-    decoding (libsndfile releases the GIL) overlaps the network's forward passes."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+_DECODE_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _decode_pool(workers: int) -> ProcessPoolExecutor:
+    """One pool of ``workers`` decode processes per process, kept across shards (a spawned
+    process imports torch and torchaudio once, not per shard); a broken pool is replaced."""
+    pool = _DECODE_POOLS.get(workers)
+    if pool is None or getattr(pool, "_broken", False):
+        ctx = multiprocessing.get_context("spawn")
+        pool = _DECODE_POOLS[workers] = ProcessPoolExecutor(workers, mp_context=ctx)
+    return pool
+
+
+def prefetch(
+    fn: Callable[[T], R], items: Iterable[T], depth: int, workers: int = 0
+) -> Iterator[tuple[T, Future]]:
+    """Run ``fn`` over ``items`` ahead of the caller, at most ``depth`` items ahead, so that audio
+    decoding overlaps the network's forward passes: in one background thread (``workers`` = 0;
+    libsndfile releases the GIL), or in ``workers`` processes (``fn`` must then be picklable),
+    which a GPU needs to be fed faster than one core decodes."""
+    if workers:
+        pool, depth = _decode_pool(workers), max(depth, 4 * workers)
+        context: Any = contextlib.nullcontext(pool)
+    else:
+        context = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+    with context as executor:
         pending: deque[tuple[T, Future]] = deque()
         for item in items:
-            pending.append((item, pool.submit(fn, item)))
+            pending.append((item, executor.submit(fn, item)))
             if len(pending) > depth:
                 yield pending.popleft()
         while pending:
             yield pending.popleft()
+
+
+def result_of(future: Future, fn: Callable[[T], R], item: T) -> R:
+    """``future``'s result; if a decode process died (a decoder crashing on a hostile file takes
+    its process, and the pool with it, down), ``item`` is decoded again alone in a fresh process,
+    so that only the file that kills its decoder fails (as ``decode_error``), not its neighbours."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=ctx) as alone:
+            try:
+                return alone.submit(fn, item).result()
+            except BrokenProcessPool:
+                path = getattr(item, "path", str(item))
+                raise audio_io.ClipFailure(
+                    audio_io.DECODE_ERROR, path, "the decoder crashed its process"
+                ) from None
+
+
+def load_clip(clip: ClipSpec, layout: audio_io.SegmentLayout, full_recording: bool) -> Any:
+    """Module level, so that a decode process can be handed it."""
+    return audio_io.load_clip(clip.path, clip.start_s, clip.end_s, layout, full_recording)
 
 
 @dataclass
@@ -144,14 +193,10 @@ def embed_clips(
     failures: list[dict[str, Any]] = []
     padded: list[ClipSpec] = []
 
-    def load(clip: ClipSpec) -> audio_io.ClipAudio:
-        return audio_io.load_clip(
-            clip.path, clip.start_s, clip.end_s, layout, config.file_is_full_recording
-        )
-
-    for clip, future in prefetch(load, clips, depth=8):
+    load = functools.partial(load_clip, layout=layout, full_recording=config.file_is_full_recording)
+    for clip, future in prefetch(load, clips, depth=8, workers=config.decode_workers):
         try:
-            audio = future.result()
+            audio = result_of(future, load, clip)
         except audio_io.ClipFailure as err:
             failures.append(failure_record(clip, err.reason, err.detail))
             logger.warning("Skipping clip %s@%s: %s", clip.ytid, clip.start_s, err)
