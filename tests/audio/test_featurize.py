@@ -233,6 +233,11 @@ def test_changed_audio_file_invalidates_only_its_shard(tmp_path, audio_folder) -
     assert not np.allclose(a[0], b[0]) and np.array_equal(a[2:], b[2:])
 
 
+def on_one_thread(tmp_path: Path, audio_root, work_dir: str, **overrides) -> fz.FeaturizeConfig:
+    """One torch thread everywhere, so that a serial run and a cluster's are bit-identical."""
+    return make_config(tmp_path, audio_root, torch_threads=1, work_dir=work_dir, **overrides)
+
+
 def _equal_tables(a, b) -> None:
     a, b = segment_table.to_arrays(a), segment_table.to_arrays(b)
     assert list(a.ytid) == list(b.ytid) and np.array_equal(a.n_valid_segments, b.n_valid_segments)
@@ -249,17 +254,15 @@ def test_a_dask_cluster_reads_audio_and_writes_shards_on_an_fsspec_url(tmp_path,
     for ytid in ytids[:4]:
         memory.put_file(str(folder / f"{ytid}.flac"), f"/{tmp_path.name}/audio/{ytid}.flac")
     serial = fz.featurize(
-        clips, make_config(tmp_path, folder, torch_threads=1, work_dir=str(tmp_path / "a")),
-        progress=False,
-    )  # fmt: skip
+        clips, on_one_thread(tmp_path, folder, str(tmp_path / "a")), progress=False
+    )
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
     ) as cluster:
-        config = make_config(
+        config = on_one_thread(
             tmp_path,
             f"memory://{tmp_path.name}/audio",
-            torch_threads=1,
-            work_dir=f"memory://{tmp_path.name}/work",
+            f"memory://{tmp_path.name}/work",
             executor={"scheduler_address": cluster.scheduler_address},
         )
         on_dask = fz.featurize(clips, config, progress=False)
@@ -279,9 +282,8 @@ def test_a_killed_dask_worker_s_shard_is_redone_elsewhere(tmp_path, audio_folder
     folder, ytids = audio_folder
     clips = clip_table(ytids[:4])
     serial = fz.featurize(
-        clips, make_config(tmp_path, folder, torch_threads=1, work_dir=str(tmp_path / "a")),
-        progress=False,
-    )  # fmt: skip
+        clips, on_one_thread(tmp_path, folder, str(tmp_path / "a")), progress=False
+    )
     marker = str(tmp_path / "a-worker-died")
 
     def die_on_the_first_clip(marker: str) -> None:  # runs in each worker process
@@ -307,11 +309,10 @@ def test_a_killed_dask_worker_s_shard_is_redone_elsewhere(tmp_path, audio_folder
         distributed.Client(cluster) as client,
     ):
         client.run(die_on_the_first_clip, marker)
-        config = make_config(
+        config = on_one_thread(
             tmp_path,
             f"file://{folder}",
-            torch_threads=1,
-            work_dir=f"file://{tmp_path / 'shared'}",
+            f"file://{tmp_path / 'shared'}",
             executor={"scheduler_address": cluster.scheduler_address},
         )
         on_cluster = fz.featurize(clips, config, progress=False)
