@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 
@@ -46,3 +48,15 @@ def test_labels_free_text_and_mids_and_what_was_seen_in_training():
     ]
     with pytest.raises(ValueError, match=r"unknown AudioSet mid.*/m/0zzzz"):
         resolve_labels(["/m/0zzzz"], table)
+
+
+def test_a_named_pipe_is_reported_and_never_opened(tmp_path):
+    """Opening a FIFO blocks until someone writes to it: listing must not read it."""
+    (tmp_path / "ok.wav").write_bytes(b"RIFF")
+    os.mkfifo(tmp_path / "pipe.wav")
+    files, failures = list_audio_files([str(tmp_path), str(tmp_path / "pipe.wav")])
+    assert files == [str(tmp_path / "ok.wav")]
+    assert [(f.file, f.reason) for f in failures] == [
+        (str(tmp_path / "pipe.wav"), "unsupported_format")
+    ] * 2
+    assert "named pipe" in failures[0].detail

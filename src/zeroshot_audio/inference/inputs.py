@@ -8,6 +8,7 @@ and failure codes); a window is cut and padded exactly like a training clip
 from __future__ import annotations
 
 import glob
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,14 @@ class FileFailure:
         return {"file": self.file, "reason": self.reason, "detail": self.detail}
 
 
+def _not_a_file(path: Path) -> FileFailure:
+    mode = path.stat().st_mode
+    kind = "named pipe" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+    return FileFailure(
+        str(path), audio_io.UNSUPPORTED_FORMAT, f"not a regular file but a {kind}; not read"
+    )
+
+
 def list_audio_files(
     sources: Sequence[str],
     extensions: Sequence[str] = AUDIO_EXTENSIONS,
@@ -52,12 +61,15 @@ def list_audio_files(
         path = Path(source).expanduser()
         if path.is_dir():
             # a dangling link is listed, so that it is reported (missing_file), not dropped
-            found = sorted(
-                str(p)
-                for p in path.rglob("*")
-                if (p.is_file() or p.is_symlink()) and p.suffix.lower() in suffixes
-            )
-            if not found:
+            found, n_failed = [], len(failures)
+            for p in sorted(path.rglob("*")):
+                if p.suffix.lower() not in suffixes or p.is_dir():
+                    continue
+                if p.is_file() or p.is_symlink():
+                    found.append(str(p))
+                else:  # a named pipe, socket or device: reading it could block forever
+                    failures.append(_not_a_file(p))
+            if not found and len(failures) == n_failed:
                 failures.append(
                     FileFailure(
                         source,
@@ -67,6 +79,9 @@ def list_audio_files(
                 )
         elif path.is_file():
             found = [str(path)]
+        elif path.exists():
+            found = []
+            failures.append(_not_a_file(path))
         elif glob.has_magic(source):
             found = sorted(p for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
             if not found:
