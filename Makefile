@@ -36,7 +36,7 @@ run: install
 # elsewhere those 2 tests skip, naming the missing browser. Full-data tests need ../shared.
 test: install
 	@.ci/install-chromium
-	@$(call timed,$(BIN)/python -m pytest,make test)
+	@$(call timed,$(BIN)/python -m pytest --durations=25,make test)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks tools
