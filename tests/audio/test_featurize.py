@@ -256,6 +256,7 @@ def test_a_dask_cluster_reads_audio_and_writes_shards_on_an_fsspec_url(tmp_path,
     serial = fz.featurize(
         clips, on_one_thread(tmp_path, folder, str(tmp_path / "a")), progress=False
     )
+    threads_before = torch.get_num_threads()
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
     ) as cluster:
@@ -268,6 +269,8 @@ def test_a_dask_cluster_reads_audio_and_writes_shards_on_an_fsspec_url(tmp_path,
         on_dask = fz.featurize(clips, config, progress=False)
     assert on_dask.report["executor"] == "dask" and on_dask.report["n_failed"] == 0
     assert all(str(p).startswith("memory://") for p in on_dask.table.paths)
+    # Two shards ran at once in this process; torch's process-wide thread count is restored.
+    assert torch.get_num_threads() == threads_before
     _equal_tables(serial.table.read(), on_dask.table.read())
     # A rerun finds the finished shards on the URL and computes nothing.
     again = fz.featurize(clips, replace(config, executor=fz.ExecutorSpec()), progress=False)

@@ -65,3 +65,20 @@ def test_a_decoder_that_kills_its_process_fails_only_its_own_clip() -> None:
     assert [
         result_of(f, crash_on_poison, n) for n, f in prefetch(crash_on_poison, ["e"], 1, 2)
     ] == ["E"]
+
+
+def test_overlapping_shards_restore_torchs_thread_count():
+    """Two shards in threads of one Dask worker: the first to finish must not restore the count
+    while the other runs, nor may the last leave the process at a shard's count."""
+    import torch
+
+    from zeroshot_audio.audio.shard_worker import _torch_threads
+
+    before = torch.get_num_threads()
+    first, second = _torch_threads(1), _torch_threads(1)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert torch.get_num_threads() == 1  # the second shard still runs with its count
+    second.__exit__(None, None, None)
+    assert torch.get_num_threads() == before

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -233,15 +234,36 @@ def failure_record(clip: ClipSpec, reason: str, detail: str) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+class _TorchThreads:
+    """Torch's thread count is process-wide, and a Dask worker may run several shards at once in
+    threads: the count found before the first shard is restored only when the last one ends (a
+    save/restore per shard can leave the process stuck at another shard's count)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._before = 0
+
+    @contextmanager
+    def use(self, n: int | None) -> Iterator[None]:
+        if not n:
+            yield
+            return
+        with self._lock:
+            if self._users == 0:
+                self._before = torch.get_num_threads()
+            self._users += 1
+            torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    torch.set_num_threads(self._before)
+
+
+_torch_threads = _TorchThreads().use
 
 
 def run_shard(task: ShardTask, fingerprint: str) -> ShardResult:
