@@ -233,6 +233,16 @@ def test_changed_audio_file_invalidates_only_its_shard(tmp_path, audio_folder) -
     assert not np.allclose(a[0], b[0]) and np.array_equal(a[2:], b[2:])
 
 
+@pytest.fixture
+def environ_restored():
+    """distributed's LocalCluster leaves OMP_NUM_THREADS=1 (and more) in this process's
+    environment: every subprocess a later test starts would run single-threaded."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 def on_one_thread(tmp_path: Path, audio_root, work_dir: str, **overrides) -> fz.FeaturizeConfig:
     """One torch thread everywhere, so that a serial run and a cluster's are bit-identical."""
     return make_config(tmp_path, audio_root, torch_threads=1, work_dir=work_dir, **overrides)
@@ -244,7 +254,9 @@ def _equal_tables(a, b) -> None:
     np.testing.assert_array_equal(a.embeddings, b.embeddings)
 
 
-def test_a_dask_cluster_reads_audio_and_writes_shards_on_an_fsspec_url(tmp_path, audio_folder):
+def test_a_dask_cluster_reads_audio_and_writes_shards_on_an_fsspec_url(
+    tmp_path, audio_folder, environ_restored
+):
     """Workers elsewhere share no disk: audio and shards on a URL (here ``memory://``, which the
     in-process workers of this cluster share, as machines would share a bucket)."""
     distributed = pytest.importorskip("distributed")
@@ -278,7 +290,7 @@ def test_a_dask_cluster_reads_audio_and_writes_shards_on_an_fsspec_url(tmp_path,
 
 
 @pytest.mark.slow  # two worker processes that each import torch and build the model
-def test_a_killed_dask_worker_s_shard_is_redone_elsewhere(tmp_path, audio_folder):
+def test_a_killed_dask_worker_s_shard_is_redone_elsewhere(tmp_path, audio_folder, environ_restored):
     """One worker process dies (os._exit) while decoding its first clip; the scheduler hands its
     shard to another worker and the table is the serial run's, bit for bit."""
     distributed = pytest.importorskip("distributed")

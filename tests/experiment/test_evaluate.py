@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.planted_catalog import PARAMS, planted_catalog, planted_training
@@ -164,3 +165,37 @@ def test_evaluate_parameters_reject_unknown_keys_naming_them():
         EvaluateConfig.from_dict({**PARAMS["evaluate"], "localisation": {"overlap": 0.1}})
     with pytest.raises(ValueError, match="must be one of"):
         EvaluateConfig.from_dict({**PARAMS["evaluate"], "threshold": {"rule": "median"}})
+
+
+def test_localisation_keeps_the_attention_of_at_most_max_clips_the_same_ones_every_run():
+    """What bounds evaluate's memory on AudioSet's 300k-clip test folds."""
+    values = dict(PARAMS["evaluate"])
+    values["localisation"] = {**values.get("localisation", {}), "max_clips": 5}
+    capped, again, every = (
+        _score(EvaluateConfig.from_dict(values), strong=False),
+        _score(EvaluateConfig.from_dict(values), strong=False),
+        _score(strong=False),
+    )
+    n_heatmap = _config().heatmaps.n_clips
+    for name, rotation in capped.rotations.items():
+        assert 5 <= len(rotation.attention_rows) <= 5 + n_heatmap
+        np.testing.assert_array_equal(rotation.attention_rows, again.rotations[name].attention_rows)
+        full = every.rotations[name]
+        np.testing.assert_array_equal(  # the kept clips' attention is the uncapped one
+            rotation.attention_of("temporal_attention", rotation.attention_rows),
+            full.attention_of("temporal_attention", rotation.attention_rows),
+        )
+        np.testing.assert_array_equal(  # and every clip is still scored
+            rotation.methods["uniform"].scores, full.methods["uniform"].scores
+        )
+
+
+def test_at_most_is_a_fixed_choice_among_the_candidates():
+    ids = pd.Series([f"clip{i}" for i in range(100)])
+    candidates = np.arange(100) % 3 == 0
+    chosen = evaluate.at_most(candidates, ids, 10)
+    assert chosen.sum() == 10 and not (chosen & ~candidates).any()
+    np.testing.assert_array_equal(chosen, evaluate.at_most(candidates, ids, 10))
+    np.testing.assert_array_equal(evaluate.at_most(candidates, ids, None), candidates)
+    with pytest.raises(ValueError, match="max_clips must be >= 1"):
+        evaluate.LocalisationScoring(max_clips=0)

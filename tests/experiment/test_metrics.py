@@ -109,3 +109,36 @@ def test_per_class_ap_has_one_row_per_rotation_and_class():
     assert rot0.loc["/m/a", "ap_temporal_attention"] == 1.0  # perfect ranking
     assert rot0.loc["/m/a", "ap_uniform"] == 0.5  # reversed: positive ranked 2nd of 2
     assert rot0.loc["/m/a", "display_name"] == "Dog"
+
+
+def test_a_large_test_fold_is_bootstrapped_on_a_seeded_subsample_of_max_clips():
+    rng = np.random.default_rng(0)
+    y_true = rng.random((60, 4)) < 0.3
+    methods = {
+        name: MethodScores(scores, scores > 0.5)
+        for name, scores in (
+            ("temporal_attention", y_true * 0.5 + rng.random((60, 4)) * 0.6),
+            ("uniform", rng.random((60, 4))),
+        )
+    }
+    rotation = RotationScores(
+        name="rot0",
+        folds={"name": "rot0", "train": [0], "validation": 1, "test": 2},
+        classes=["/m/a", "/m/b", "/m/c", "/m/d"],
+        clips=pd.DataFrame({"ytid": [f"c{i}" for i in range(60)], "start_s": 0.0}),
+        y_true=y_true,
+        valid=np.ones((60, 3), bool),
+        n_reference_clips=60,
+        methods=methods,
+        attention_rows=np.zeros(0, np.int64),
+    )
+    scores = EvaluationScores("tuned", 1.0, {"rot0": rotation})
+    config = BootstrapConfig(n_resamples=1000, max_clips=25)
+    capped = paired_differences(scores, config, seed=3)
+    assert "subsample of at most 25 test clips" in capped["definition"]
+    assert capped == paired_differences(scores, config, seed=3)  # the same subsample
+    assert capped["intervals"]["rot0"]["micro_f1"]["n_clips"] == 25
+    whole = paired_differences(scores, BootstrapConfig(n_resamples=1000, max_clips=None), seed=3)
+    assert whole["intervals"]["rot0"]["micro_f1"]["n_clips"] == 60
+    with pytest.raises(ValueError, match="max_clips must be >= 2"):
+        BootstrapConfig(max_clips=1)

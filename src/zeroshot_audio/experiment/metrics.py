@@ -151,11 +151,18 @@ def paired_differences(
     Empty when a rotation lacks either method.
     """
     paired = {}
+    subsample = np.random.default_rng([seed, BOOTSTRAP_STREAM, 1])
     for name, scored in scores.rotations.items():
         if method_a not in scored.methods or method_b not in scored.methods:
             return {}
         a, b = scored.methods[method_a], scored.methods[method_b]
-        paired[name] = PairedScores(scored.y_true, a.scores, b.scores, a.predictions, b.predictions)
+        rows = np.arange(len(scored.y_true))
+        if config.max_clips is not None and len(rows) > config.max_clips:
+            rows = np.sort(subsample.choice(rows, config.max_clips, replace=False))
+        paired[name] = PairedScores(
+            scored.y_true[rows], a.scores[rows], b.scores[rows],
+            a.predictions[rows], b.predictions[rows],
+        )  # fmt: skip
     if not paired:
         return {}
     options = {
@@ -180,7 +187,12 @@ def paired_differences(
         "definition": "paired bootstrap over test clips (the same resampled clips for both "
         "methods); pooled: mean over rotations of the per-rotation difference, clips resampled "
         f"within each rotation; {config.interval_method} {100 * config.confidence_level:g} % "
-        f"interval, {config.n_resamples} resamples, seeded from params seed",
+        f"interval, {config.n_resamples} resamples, seeded from params seed"
+        + (
+            f"; on a seeded subsample of at most {config.max_clips} test clips per rotation"
+            if config.max_clips is not None
+            else ""
+        ),
         "intervals": {
             scope: {m: v.to_dict() for m, v in by_metric.items()}
             for scope, by_metric in intervals.items()
