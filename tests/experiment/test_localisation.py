@@ -85,3 +85,30 @@ def test_without_strong_labels_rotations_are_skipped_and_the_run_is_tagged(score
     assert report["rotations"] == {} and report["mlflow_metrics"] == {}
     assert set(report["skipped_rotations"]) == {"rot0", "rot1", "rot2"}
     assert report["mlflow_tags"]["evaluate.degraded"] == "3 of 3 rotations without strong labels"
+
+
+def test_with_max_clips_localisation_is_scored_on_the_sampled_clips_and_counts_the_rest():
+    """At AudioSet scale only a sample of the strong-labelled test clips keeps its attention."""
+    trained, inputs = planted_training(), planted_catalog()
+    values = dict(PARAMS["evaluate"])
+    values["localisation"] = {**values.get("localisation", {}), "max_clips": 10}
+    sampled = score_rotations(
+        trained["table"],
+        trained["run"].checkpoints,
+        trained["splits"],
+        inputs["label_embeddings"],
+        EvaluateConfig.from_dict(values),
+        inputs["strong_labels"],
+    )
+    report = _report(sampled)
+    for name, rotation in report["rotations"].items():
+        n_kept = len(sampled.rotations[name].attention_rows)  # 10 sampled + the heat-map clips
+        assert 10 <= rotation["n_test_clips"] <= n_kept
+        n_labelled = (
+            rotation["n_test_clips"] + rotation["n_test_clips_with_strong_labels_not_sampled"]
+        )
+        assert (
+            n_labelled
+            == len(sampled.rotations[name].clips) - rotation["n_test_clips_without_strong_labels"]
+        )
+        assert rotation["n_test_clips_with_strong_labels_not_sampled"] > 0

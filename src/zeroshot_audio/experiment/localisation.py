@@ -54,10 +54,14 @@ def localise_rotation(
     segment_s: float,
     min_overlap_s: float,
 ) -> dict[str, Any] | None:
-    """Segment F1 of every model of one rotation on its test clips with strong labels (None when
-    no test clip has one)."""
+    """Segment F1 of every model of one rotation on its test clips with strong labels whose
+    attention was kept (all of them unless ``evaluate.localisation.max_clips`` sampled them);
+    None when no test clip has a strong label."""
     has_strong = scored.clips["ytid"].astype(str).isin(set(strong_labels["clip"].astype(str)))
-    positions = np.flatnonzero(has_strong.to_numpy())
+    has_strong = has_strong.to_numpy()
+    kept = np.zeros(len(has_strong), bool)
+    kept[scored.attention_rows] = True
+    positions = np.flatnonzero(has_strong & kept)
     if not len(positions):
         return None
     clips = scored.clips.iloc[positions]
@@ -88,7 +92,8 @@ def localise_rotation(
     )
     return {
         "n_test_clips": len(clips),
-        "n_test_clips_without_strong_labels": int(len(scored.clips) - len(positions)),
+        "n_test_clips_without_strong_labels": int((~has_strong).sum()),
+        "n_test_clips_with_strong_labels_not_sampled": int((has_strong & ~kept).sum()),
         "n_classes": len(scored.classes),
         "n_true_pairs": int(y_true.sum()),
         "n_true_pairs_without_strong_segments": int((y_true & ~truth.any(axis=1)).sum()),
