@@ -112,3 +112,10 @@ def test_with_max_clips_localisation_is_scored_on_the_sampled_clips_and_counts_t
             == len(sampled.rotations[name].clips) - rotation["n_test_clips_without_strong_labels"]
         )
         assert rotation["n_test_clips_with_strong_labels_not_sampled"] > 0
+    events = localisation_report(
+        sampled, inputs["strong_labels"], UNIFORM_RATIO, 0.0, ddof=1, event_max_clips=3
+    )
+    for name, rotation in events["rotations"].items():
+        assert rotation["n_test_clips_event_metrics"] == 3  # the slow DCASE event metrics
+        assert rotation["n_test_clips"] == report["rotations"][name]["n_test_clips"]
+        assert rotation["methods"] == report["rotations"][name]["methods"]  # segment F1 as before

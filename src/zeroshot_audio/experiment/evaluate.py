@@ -62,11 +62,19 @@ class LocalisationScoring:
 
     min_overlap_s: float = 0.0
     max_clips: int | None = 20_000
+    # The DCASE event-based metrics and PSDS (sed_scores_eval, per-clip Python) on at most this
+    # many of those clips, chosen the same way; null: all.
+    event_max_clips: int | None = 2_000
 
     def __post_init__(self) -> None:
         if self.max_clips is not None and self.max_clips < 1:
             raise ValueError(
                 f"evaluate.localisation.max_clips must be >= 1 or null, got {self.max_clips}"
+            )
+        if self.event_max_clips is not None and self.event_max_clips < 1:
+            raise ValueError(
+                "evaluate.localisation.event_max_clips must be >= 1 or null, got "
+                f"{self.event_max_clips}"
             )
 
     @classmethod

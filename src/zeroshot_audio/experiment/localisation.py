@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from zeroshot_audio.experiment.evaluate import EvaluationScores, RotationScores
+from zeroshot_audio.experiment.evaluate import EvaluationScores, RotationScores, at_most
 from zeroshot_audio.experiment.metrics import mean_std
 from zeroshot_audio.experiment.protocol import METHODS
 from zeroshot_audio.experiment.sed import SED_DEFINITIONS, sed_rotation, sed_summary
@@ -53,6 +53,7 @@ def localise_rotation(
     rule: LocalisationRule,
     segment_s: float,
     min_overlap_s: float,
+    event_max_clips: int | None = None,
 ) -> dict[str, Any] | None:
     """Segment F1 of every model of one rotation on its test clips with strong labels whose
     attention was kept (all of them unless ``evaluate.localisation.max_clips`` sampled them);
@@ -65,6 +66,9 @@ def localise_rotation(
     if not len(positions):
         return None
     clips = scored.clips.iloc[positions]
+    event_positions = positions[
+        at_most(np.ones(len(positions), bool), clips["ytid"].astype(str), event_max_clips)
+    ]
     y_true, valid = scored.y_true[positions], scored.valid[positions]
     n_segments = valid.shape[1]
     truth = strong_label_grid(
@@ -98,7 +102,8 @@ def localise_rotation(
         "n_true_pairs": int(y_true.sum()),
         "n_true_pairs_without_strong_segments": int((y_true & ~truth.any(axis=1)).sum()),
         "methods": results,
-        "sed": sed_rotation(scored, positions, strong_labels, rule, segment_s),
+        "sed": sed_rotation(scored, event_positions, strong_labels, rule, segment_s),
+        "n_test_clips_event_metrics": len(event_positions),
     }
 
 
@@ -108,6 +113,7 @@ def localisation_report(
     rule: LocalisationRule,
     min_overlap_s: float = 0.0,
     ddof: int = 1,
+    event_max_clips: int | None = None,
 ) -> dict[str, Any]:
     """Segment-level F1 of every model's attention time stamps on each rotation's test clips.
 
@@ -118,7 +124,9 @@ def localisation_report(
     rotations: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     for name, scored in scores.rotations.items():
-        result = localise_rotation(scored, strong_labels, rule, scores.segment_s, min_overlap_s)
+        result = localise_rotation(
+            scored, strong_labels, rule, scores.segment_s, min_overlap_s, event_max_clips
+        )
         if result is None:
             n = len(scored.clips)
             logger.warning(

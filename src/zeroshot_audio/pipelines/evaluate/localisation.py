@@ -27,4 +27,5 @@ def score_localisation(
         LocalisationRule.from_dict(localisation_params),
         config.localisation.min_overlap_s,
         config.std_ddof,
+        config.localisation.event_max_clips,
     )
