@@ -42,9 +42,8 @@ def local_path(location: Location) -> Path | None:
 
 def join(base: Location, name: str) -> str:
     """``base/name`` for a local folder and a URL alike."""
-    local = local_path(base)
-    if local is not None and "://" not in str(base):
-        return str(local / name)
+    if "://" not in str(base):
+        return str(Path(base) / name)
     return f"{str(base).rstrip('/')}/{name}"
 
 
@@ -66,9 +65,11 @@ def exists(location: Location) -> bool:
     return fs.isfile(path)
 
 
-def stamp(location: Location) -> tuple[int, Any] | None:
-    """(size, modification stamp) of a file, None when it is missing: the content key of a
-    featurize shard (a replaced audio file invalidates the shards that read it)."""
+def stamp(location: Location) -> Any:
+    """What changes when a file is replaced, None when it is missing: the content key of a
+    featurize shard (a replaced audio file invalidates the shards that read it). Locally (size,
+    mtime); remotely the filesystem's own key (``ukey``: the ETag on S3, a hash of the file's
+    info elsewhere), one metadata request per file."""
     local = local_path(location)
     if local is not None:
         try:
@@ -78,10 +79,9 @@ def stamp(location: Location) -> tuple[int, Any] | None:
         return (st.st_size, st.st_mtime_ns)
     fs, path = _fs(location)
     try:
-        info = fs.info(path)
+        return fs.ukey(path)
     except (FileNotFoundError, OSError):
         return None
-    return (int(info.get("size") or 0), fs.ukey(path))
 
 
 def size(location: Location) -> int:
