@@ -74,7 +74,7 @@ def test_audioset_inputs_come_from_the_audioset_root() -> None:
     assert all(p.startswith("/mnt/as/") for p in files["filepaths"].values())
     assert files["optional"] == ["unbalanced"]
     assert catalog["audioset_class_index"]["filepath"] == "/mnt/as/class_labels_indices.csv"
-    assert catalog["strong_labels"]["filepaths"] == [
+    assert catalog["strong_labels"]["dataset"]["filepaths"] == [
         "/mnt/as/audioset_train_strong.tsv",
         "/mnt/as/audioset_eval_strong.tsv",
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pandas.testing import assert_frame_equal
 
 from zeroshot_audio.metadata.strong_labels import (
     StrongLabelError,
@@ -73,3 +74,31 @@ def test_one_segment_per_clip(tmp_path) -> None:
     (tmp_path / "a.tsv").write_text(TRAIN_TSV + "b0RFKhbpFJA_40000\t0.0\t1.0\t/m/03m9d0z\n")
     with pytest.raises(StrongLabelError, match=r"'b0RFKhbpFJA' has strong labels for segments"):
         read_strong_labels([tmp_path / "a.tsv"])
+
+
+def test_the_column_wise_reader_gives_what_the_line_reader_gives() -> None:
+    """A well-formed file takes the Arrow path; its table must be the line-by-line one, exactly
+    (odd spacing, YTIDs with underscores, tab-stripped fields, a blank line in the middle)."""
+    from zeroshot_audio.metadata import strong_labels
+
+    rng = np.random.default_rng(0)
+    lines = [
+        f"{ytid}_{start}\t {onset:.3f}\t{onset + length:.3f} \t/m/{mid}"
+        for ytid, start, onset, length, mid in zip(
+            ["b0RFKhbpFJA", "a_b-c_d_efg", "--4gqARaEJE"] * 200,
+            rng.integers(0, 600_000, 600),
+            rng.uniform(0, 5, 600),
+            rng.uniform(0, 5, 600),
+            rng.integers(1000, 9999, 600),
+            strict=True,
+        )
+    ]
+    text = "\t".join(strong_labels.COLUMNS) + "\n" + "\n".join(lines[:300] + [""] + lines[300:])
+    fast = strong_labels._parse_well_formed(text)
+    assert fast is not None
+    assert_frame_equal(fast, strong_labels._parse_line_by_line(text, "x.tsv"))
+    assert len(fast) == 600
+    # a value Arrow does not parse (Python's float would) sends the file line by line
+    assert (
+        strong_labels._parse_well_formed(TRAIN_TSV + "b0RFKhbpFJA_30000\t1_0\t1e0\t/m/0\n") is None
+    )
