@@ -82,3 +82,8 @@ def test_audioset_env_overrides_base_key_by_key() -> None:
     assert audioset["split"]["class_selection"]["min_clips"] == 50
     assert audioset["train"] == base["train"]  # not in conf/audioset: base's group, whole
     assert audioset["embed_labels"]["encoder"]["model_name_or_path"] == "bert-base-uncased"
+    # evaluate scores with every core at scale; its other keys are base's
+    assert audioset["evaluate"]["cpu_threads"] is None and base["evaluate"]["cpu_threads"] == 1
+    assert {k: v for k, v in audioset["evaluate"].items() if k != "cpu_threads"} == {
+        k: v for k, v in base["evaluate"].items() if k != "cpu_threads"
+    }
