@@ -12,6 +12,7 @@ from zeroshot_audio.pipelines.evaluate.nodes import (
     plot_f1_chart,
     score_test_clips,
     summarise_evaluation,
+    tabulate_test_predictions,
 )
 
 
@@ -35,7 +36,8 @@ def scored():
 
 
 def test_scores_feed_every_report_node_without_scoring_again(scored):
-    scores, predictions = scored
+    scores = scored
+    predictions = tabulate_test_predictions(scores)
     assert isinstance(scores, EvaluationScores) and set(scores.rotations) == {
         "rot0",
         "rot1",
@@ -89,5 +91,5 @@ def test_a_typo_in_the_parameters_is_refused_naming_it(scored):
     with pytest.raises(ValueError, match=r"unknown evaluate parameter\(s\) \['std_dof'\]"):
         _score({**PARAMS["evaluate"], "std_dof": 0})
     with pytest.raises(ValueError, match=r"unknown localisation parameter\(s\) \['vale'\]"):
-        score_localisation(scored[0], planted_catalog()["strong_labels"], PARAMS["evaluate"],
+        score_localisation(scored, planted_catalog()["strong_labels"], PARAMS["evaluate"],
                            {"rule": "mass", "vale": 0.5})  # fmt: skip

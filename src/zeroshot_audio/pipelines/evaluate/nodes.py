@@ -40,16 +40,21 @@ def score_test_clips(
     strong_labels: pd.DataFrame,
     evaluate_params: dict[str, Any],
     device: str,
-) -> tuple[EvaluationScores, pd.DataFrame]:
-    """Scores and attention of every method on every rotation's test clips (one pass per model),
-    and the per-clip prediction table."""
+) -> EvaluationScores:
+    """Scores and attention of every method on every rotation's test clips (one pass per model)."""
     config = EvaluateConfig.from_dict(evaluate_params)
     with cpu_threads(config.cpu_threads):
         table = ClipTable.load(segment_embeddings, clip_folds, device)
-        scores = score_rotations(
+        return score_rotations(
             table, trained_models, model_splits, label_embeddings, config, strong_labels
         )
-    return scores, prediction_table(scores)
+
+
+def tabulate_test_predictions(test_scores: EvaluationScores) -> pd.DataFrame:
+    """The per-clip prediction table, in a node of its own: by the time it runs, the segment
+    table and the other inputs of the scoring node are released (at AudioSet scale that is what
+    keeps evaluate's peak memory under 8 GiB)."""
+    return prediction_table(test_scores)
 
 
 def summarise_evaluation(

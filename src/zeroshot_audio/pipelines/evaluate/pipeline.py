@@ -11,6 +11,7 @@ from .nodes import (
     plot_f1_chart,
     score_test_clips,
     summarise_evaluation,
+    tabulate_test_predictions,
 )
 
 
@@ -29,8 +30,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:evaluate",
                     "params:device",
                 ],
-                outputs=["test_scores", "test_predictions"],
+                outputs="test_scores",
                 name="score_test_clips",
+            ),
+            node(
+                tabulate_test_predictions,
+                inputs="test_scores",
+                outputs="test_predictions",
+                name="tabulate_test_predictions",
             ),
             node(
                 score_localisation,
