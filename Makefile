@@ -20,7 +20,12 @@ START := $(shell date +%s)
 timed = $(1); status=$$?; took=$$(( $$(date +%s) - $(START) )); \
 	printf '\n%s took %d min %02d s\n' "$(2)" $$((took / 60)) $$((took % 60)); exit $$status
 
+# The stamp alone is not proof: another clone sharing a cached environment re-points its editable
+# install (and leaves this clone's stamp behind), so check where the package imports from, and
+# re-point it here when it is elsewhere (no dependency is fetched).
 install: $(STAMP)
+	@$(BIN)/python -c "import pathlib, zeroshot_audio; assert pathlib.Path(zeroshot_audio.__file__).resolve().is_relative_to(pathlib.Path('$(CURDIR)').resolve())" 2>/dev/null \
+		|| { echo "re-pointing the editable install at $(CURDIR)"; $(BIN)/python -m pip install --quiet --no-deps -e .; }
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
