@@ -199,3 +199,18 @@ def test_at_most_is_a_fixed_choice_among_the_candidates():
     np.testing.assert_array_equal(evaluate.at_most(candidates, ids, None), candidates)
     with pytest.raises(ValueError, match="max_clips must be >= 1"):
         evaluate.LocalisationScoring(max_clips=0)
+
+
+def test_the_prediction_table_survives_its_parquet_dataset(tmp_path):
+    """Written and read back by the catalog's dataset with every cell intact (a pd.ArrowDtype
+    list column was written with pandas metadata that pandas could not read back)."""
+    from zeroshot_audio.datasets.tables import ParquetDataset
+
+    table = prediction_table(_score(_config(rule="top_k", top_k=2)))
+    dataset = ParquetDataset(filepath=str(tmp_path / "test_predictions.parquet"))
+    dataset.save(table)
+    loaded = dataset.load()
+    assert len(loaded) == len(table) and dataset.preview()["data"]
+    for column in ("predicted", "labels"):
+        assert [list(v) for v in loaded[column]] == [list(v) for v in table[column]]
+    assert loaded["method"].tolist() == table["method"].tolist()

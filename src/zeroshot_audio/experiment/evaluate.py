@@ -441,9 +441,8 @@ def score_rotations(
 def prediction_table(scores: EvaluationScores) -> pd.DataFrame:
     """One row per (rotation, method, test clip): true labels and predicted mids.
 
-    Built column-wise as Arrow lists (``pd.ArrowDtype`` columns) from the prediction matrices: at
-    AudioSet scale this is 3.5M rows, which as one Python list per cell cost about a gigabyte and
-    half a minute before it was written.
+    Built column-wise as Arrow lists from the prediction matrices, then converted once: at
+    AudioSet scale this is 3.5M rows, which built as one Python list per cell took half a minute.
     """
     tables = []
     for rotation, scored in scores.rotations.items():
@@ -469,7 +468,9 @@ def prediction_table(scores: EvaluationScores) -> pd.DataFrame:
                     }
                 )
             )
-    return pa.concat_tables(tables).to_pandas(types_mapper=pd.ArrowDtype)
+    # Plain pandas columns (list cells as numpy arrays, as a Parquet load gives them back): a
+    # pd.ArrowDtype list column is written with pandas metadata that pandas cannot read back.
+    return pa.concat_tables(tables).to_pandas()
 
 
 def heatmap_clips(
