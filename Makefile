@@ -3,9 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Keyed by this clone's path too: the package is installed editable, so a cached environment
-# made for a clone elsewhere must be pointed at this one (a quick reinstall, dependencies cached).
-STAMP := $(VENV)/.zeroshot-audio-installed-$(shell printf '%s' "$(CURDIR)" | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.zeroshot-audio-installed
 # Offline by default: no telemetry prompt, no model-hub calls (the label encoder ships in a package).
 export KEDRO_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1

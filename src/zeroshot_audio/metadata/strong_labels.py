@@ -86,8 +86,10 @@ def _parse_well_formed(text: str) -> pd.DataFrame | None:
         return None
     return pd.DataFrame(
         {
-            "clip": pd.Series(pc.struct_field(parts, "ytid").to_pylist(), dtype=object),
-            "mid": pd.Series(mids.to_pylist(), dtype=object),
+            "clip": pd.Series(
+                pc.struct_field(parts, "ytid").to_numpy(zero_copy_only=False), dtype=object
+            ),
+            "mid": pd.Series(mids.to_numpy(zero_copy_only=False), dtype=object),
             "onset_s": onsets,
             "offset_s": offsets,
             "start_s": start_ms / 1000,
