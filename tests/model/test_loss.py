@@ -67,3 +67,30 @@ def test_no_positive_anywhere_gives_zero_with_gradient():
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match=r"\[B, C\]"):
         warp_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def _dense_warp_loss(scores, targets, margin=1.0):
+    # the definition over the full [B, C, C] comparison (the loss before it kept only positives)
+    positive = targets.bool()
+    violation = margin + scores[:, None, :] - scores[:, :, None]
+    violating = (violation > 0) & ~positive[:, None, :]
+    hinge = torch.where(violating, violation, torch.zeros_like(violation)).sum(dim=2)
+    per_positive = torch.where(positive, rank_weights(scores.shape[1])[violating.sum(2)] * hinge, 0)
+    n_positive = positive.sum(dim=1)
+    keep = n_positive > 0
+    return (per_positive.sum(dim=1)[keep] / n_positive[keep]).mean()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_positive_pairs_only_equals_the_full_comparison_in_value_and_gradient(seed):
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randn(32, 300, generator=generator).round(decimals=1)  # ties included
+    targets = torch.rand(32, 300, generator=generator) < 0.01
+    targets[:3] = False  # clips without a positive
+    targets[3, :5] = True
+    ours, dense = scores.clone().requires_grad_(), scores.clone().requires_grad_()
+    loss, expected = warp_loss(ours, targets, margin=0.7), _dense_warp_loss(dense, targets, 0.7)
+    loss.backward()
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert torch.allclose(ours.grad, dense.grad, atol=1e-7)

@@ -36,6 +36,38 @@ def test_tuned_threshold_never_splits_ties():
     assert (scores >= threshold).sum() == 3
 
 
+def _full_sort_threshold(y, scores):
+    # the definition: every (clip, class) score sorted, the best cut between distinct scores
+    y, s = np.asarray(y, bool).ravel(), np.asarray(scores, np.float64).ravel()
+    order = np.argsort(-s, kind="stable")
+    f1 = 2.0 * np.cumsum(y[order]) / (np.arange(1, s.size + 1) + y.sum())
+    f1 = np.where(np.r_[s[order][1:] < s[order][:-1], True], f1, -1.0)
+    best = int(np.argmax(f1))
+    above = s[order][best]
+    below = s[order][best + 1] if best + 1 < s.size else above
+    return (below + (above - below) / 2.0 if below < above else above), f1[best]
+
+
+@pytest.mark.parametrize(
+    ("signal", "rate", "dtype"),
+    [
+        (1.0, 0.01, np.float32),  # informative scores: the best cut lies near the top
+        (0.0, 0.01, np.float32),  # noise: the best cut is predicting (almost) everything
+        (0.3, 0.3, np.float64),  # dense positives: 4P covers every score
+        (2.0, 0.002, np.float32),
+    ],
+)
+def test_tuned_threshold_sorting_only_the_top_equals_the_full_sort(signal, rate, dtype):
+    rng = np.random.default_rng(7)
+    y = rng.random((3000, 50)) < rate
+    scores = (y * signal + rng.normal(size=y.shape)).round(2).astype(dtype)  # many ties
+    threshold, f1 = tune_global_threshold(y, scores)
+    expected_threshold, expected_f1 = _full_sort_threshold(y, scores)
+    assert f1 == expected_f1
+    assert threshold == expected_threshold
+    assert ((scores >= threshold) == (scores >= expected_threshold)).all()
+
+
 def test_top_k_and_rules():
     scores = np.array([[0.1, 0.9, 0.5], [0.7, 0.2, 0.3]])
     assert top_k_predictions(scores, 2).tolist() == [[False, True, True], [True, False, True]]

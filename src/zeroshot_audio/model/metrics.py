@@ -48,13 +48,18 @@ class ThresholdConfig:
 def tune_global_threshold(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """One threshold for all classes that maximises micro-F1 on (validation) clips.
 
-    Exact and O(NC log NC): sort every (clip, class) score once; cutting after the k highest gives
-    TP(k) = cumulative positives and micro-F1 = 2 TP / (k + P). Cuts inside a run of tied scores are
-    not allowed, since a threshold cannot split ties. Returns (threshold, micro-F1 at it); predict
+    Exact: with the (clip, class) scores sorted, cutting after the k highest gives TP(k) =
+    cumulative positives and micro-F1 = 2 TP / (k + P). Cuts inside a run of tied scores are not
+    allowed, since a threshold cannot split ties. Returns (threshold, micro-F1 at it); predict
     with ``scores >= threshold``.
+
+    Only the top of the ranking is sorted: a cut after k scores has F1 <= 2P / (k + P), so once
+    the best cut among the m highest beats that bound for every k > m, no later cut can win.
+    Starting from m = 4P and doubling, this sorts a few P scores instead of all N x C (a full
+    argsort took ~8 s per model on a 300k-clip AudioSet validation fold).
     """
     y = np.asarray(y_true, dtype=bool).ravel()
-    s = np.asarray(scores, dtype=np.float64).ravel()
+    s = np.asarray(scores).ravel()
     if y.shape != s.shape or s.size == 0:
         raise ValueError(
             f"y_true and scores must have the same non-empty shape; got {y.shape}, {s.shape}"
@@ -62,21 +67,32 @@ def tune_global_threshold(y_true: np.ndarray, scores: np.ndarray) -> tuple[float
     n_positive = int(y.sum())
     if n_positive == 0:
         return float(s.max()) + 1.0, 0.0  # nothing to find: predict nothing
-    order = np.argsort(-s, kind="stable")
-    s_sorted = s[order]
-    true_positives = np.cumsum(y[order])
-    n_predicted = np.arange(1, s.size + 1)
-    f1 = 2.0 * true_positives / (n_predicted + n_positive)
-    last_of_ties = np.r_[s_sorted[1:] < s_sorted[:-1], True]
-    f1 = np.where(last_of_ties, f1, -1.0)
-    best = int(np.argmax(f1))
-    if best + 1 < s.size:
+    m = min(s.size, 4 * n_positive)
+    while True:
+        if m < s.size:  # the m highest, widened to every score tied with the lowest of them
+            cut = np.partition(s, s.size - m)[s.size - m]
+            top = np.flatnonzero(s >= cut)
+        else:
+            top = np.arange(s.size)
+        order = top[np.argsort(-s[top], kind="stable")]
+        s_sorted = s[order].astype(np.float64)
+        true_positives = np.cumsum(y[order])
+        f1 = 2.0 * true_positives / (np.arange(1, order.size + 1) + n_positive)
+        last_of_ties = np.r_[s_sorted[1:] < s_sorted[:-1], True]
+        f1 = np.where(last_of_ties, f1, -1.0)
+        best = int(np.argmax(f1))
+        if order.size == s.size or f1[best] >= 2.0 * n_positive / (order.size + 1 + n_positive):
+            break
+        m *= 2
+    if best + 1 < order.size:
         above, below = s_sorted[best], s_sorted[best + 1]
-        threshold = below + (above - below) / 2.0
-        if not below < threshold <= above:  # adjacent floats: the midpoint rounds onto `below`
-            threshold = above
+    elif order.size < s.size:  # the best cut is the last candidate: the next score lies below
+        above, below = s_sorted[best], float(s[s < s_sorted[best]].max())
     else:
-        threshold = s_sorted[best]
+        return float(s_sorted[best]), float(f1[best])
+    threshold = below + (above - below) / 2.0
+    if not below < threshold <= above:  # adjacent floats: the midpoint rounds onto `below`
+        threshold = above
     return float(threshold), float(f1[best])
 
 
