@@ -79,3 +79,9 @@ def test_bench_memory_measures_every_stage_against_the_payload():
     for stage in ("load", "train", "released"):
         assert any(line.startswith(stage) for line in out.splitlines()), stage
     assert "validation" in out and "on 400 clips" in out  # 20 % of 2,000, all of them
+
+
+def test_bench_sed_metrics_compares_with_the_libraries():
+    out = run_benchmark("benchmarks/bench_sed_metrics.py", "--clips=60")
+    assert "equal to sed_eval" in out and "equal to the textbook calls" in out
+    assert out.count("speed-up") == 3

@@ -236,6 +236,52 @@ def test_segment_f1_agrees_across_sed_eval_sed_scores_eval_and_the_project(seed)
     assert ours["segment_macro_f1"] == pytest.approx(project["macro_f1"])
 
 
+def _sed_eval_segment_metrics(decisions, ref):
+    # sed_eval's SegmentBasedMetrics fed clip by clip, as the project did before counting in numpy
+    sed_eval, dcase_util, _ = _libraries()
+    metric = sed_eval.sound_event.SegmentBasedMetrics(
+        event_label_list=list(ref.classes), time_resolution=1.0
+    )
+    estimated = decision_events(decisions, ref)
+
+    def as_list(clip, events):
+        return dcase_util.containers.MetaDataContainer(
+            [{"filename": clip, "event_label": m, "onset": a, "offset": b} for a, b, m in events]
+        )
+
+    for clip in ref.clips:
+        if ref.events[clip] or estimated[clip]:
+            metric.evaluate(as_list(clip, ref.events[clip]), as_list(clip, estimated[clip]))
+    overall, class_wise = metric.results_overall_metrics(), metric.results_class_wise_metrics()
+    macro = [
+        class_wise[c]["f_measure"]["f_measure"]
+        for c in ref.classes
+        if class_wise[c]["count"]["Nref"] > 0
+    ]
+    return {
+        "segment_f1": overall["f_measure"]["f_measure"],
+        "segment_precision": overall["f_measure"]["precision"],
+        "segment_recall": overall["f_measure"]["recall"],
+        "segment_macro_f1": float(np.mean(np.nan_to_num(macro))),
+        "segment_error_rate": overall["error_rate"]["error_rate"],
+        "segment_substitution_rate": overall["error_rate"]["substitution_rate"],
+        "segment_deletion_rate": overall["error_rate"]["deletion_rate"],
+        "segment_insertion_rate": overall["error_rate"]["insertion_rate"],
+    }
+
+
+@pytest.mark.parametrize(("seed", "segment_s"), [(6, 1.0), (7, 1.0), (8, 0.96), (9, 0.5)])
+def test_segment_metrics_counted_in_numpy_equal_sed_eval(seed, segment_s):
+    strong, _, decisions, n_valid = _random_case(seed, n=40, c=5)
+    ref = sed_reference(strong, [f"k{i}" for i in range(40)], [f"/m/{j}" for j in range(5)],
+                        n_valid, segment_s=segment_s)  # fmt: skip
+    ours = segment_based_metrics(decisions, ref)
+    expected = _sed_eval_segment_metrics(decisions, ref)
+    assert ours["segment_error_rate"] > 0 and ours["segment_f1"] > 0  # a case with errors
+    for key, value in expected.items():
+        assert ours[key] == pytest.approx(value, rel=1e-12), key
+
+
 @pytest.mark.parametrize("seed", [2, 3])
 def test_event_f1_agrees_with_sed_eval(seed):
     _, ref, decisions, _ = _random_case(seed)
@@ -257,6 +303,35 @@ def test_event_f1_agrees_with_sed_eval(seed):
         metric.evaluate(as_list(ref.events[clip]), as_list(estimated[clip]))
     expected = metric.results_overall_metrics()["f_measure"]["f_measure"]
     assert event_based_metrics(decisions, ref)["event_f1"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_event_counts_class_by_class_equal_one_library_call_on_everything(seed):
+    # event_based_metrics calls the library per class on the clips where the class occurs (fast
+    # at scale); one call on every clip and class must count the same TP, FP and references.
+    _, ref, decisions, _ = _random_case(seed, n=40, c=6)
+    _, _, sse = _libraries()
+    present = ref.present_classes
+    columns = [ref.classes.index(c) for c in present]
+    everything = ref.subset(range(len(ref.clips)), present)
+    _, _, _, stats = sse.collar_based.fscore(
+        _score_frames(decisions[:, :, columns].astype(float), everything),
+        everything.events,
+        0.5,
+        onset_collar=0.2,
+        offset_collar=0.2,
+        offset_collar_rate=0.2,
+    )
+    tp = sum(stats[c]["tps"] for c in present)
+    fp = sum(stats[c]["fps"] for c in present)
+    n_ref = sum(stats[c]["n_ref"] for c in present)
+    per_class = [2 * stats[c]["tps"] / (stats[c]["tps"] + stats[c]["fps"] + stats[c]["n_ref"])
+                 for c in present]  # fmt: skip
+    ours = event_based_metrics(decisions, ref)
+    assert len(present) == len(ref.classes)  # every class has events: no extra FPs to add
+    assert (ours["event_n_reference"], ours["event_n_estimated"]) == (n_ref, tp + fp)
+    assert ours["event_f1"] == pytest.approx(2 * tp / (tp + fp + n_ref))
+    assert ours["event_macro_f1"] == pytest.approx(np.mean(per_class))
 
 
 def test_attention_segment_scores():

@@ -123,8 +123,8 @@ def sed_summary(
 SED_DEFINITIONS = {
     "classes": "the test fold's (unseen) classes with at least one strong-label event among the "
     "scored clips (macro averages and AP/AUROC/PSDS); test clips without strong labels left out",
-    "segment_f1": "1-s segment-based micro F1 (Mesaros et al. 2016), sed_eval",
-    "segment_error_rate": "1-s segment-based error rate (S + D + I) / N, sed_eval",
+    "segment_f1": "1-s segment-based micro F1 (Mesaros et al. 2016), sed_eval's definition",
+    "segment_error_rate": "1-s segment-based error rate (S + D + I) / N, sed_eval's definition",
     "event_f1": "event-based micro F1, onset collar 200 ms, offset collar max(200 ms, 20 % of the "
     "reference event), sed_scores_eval.collar_based",
     "segment_map": "mean over classes of segment-based (1 s) average precision, threshold-free",
