@@ -83,5 +83,4 @@ def test_bench_memory_measures_every_stage_against_the_payload():
 
 def test_bench_sed_metrics_compares_with_the_libraries():
     out = run_benchmark("benchmarks/bench_sed_metrics.py", "--clips=60")
-    assert "equal to sed_eval" in out and "equal to the textbook calls" in out
-    assert out.count("speed-up") == 3
+    assert out.count("equal to the textbook calls") == 3 and out.count("speed-up") == 3
