@@ -50,8 +50,11 @@ def warp_loss(scores: Tensor, targets: Tensor, margin: float = 1.0) -> Tensor:
     violating = (violation > 0) & ~positive[clip]
     hinge_sum = torch.where(violating, violation, torch.zeros_like(violation)).sum(dim=1)  # [P]
     rank = violating.sum(dim=1)  # [P], r_p
-    per_positive = rank_weights(scores.shape[1], device=scores.device)[rank] * hinge_sum
+    per_positive = torch.zeros_like(scores)  # [B, C]; scattered, not index_add'ed: deterministic
+    per_positive[clip, column] = (
+        rank_weights(scores.shape[1], device=scores.device)[rank] * hinge_sum
+    )
+    per_clip = per_positive.sum(dim=1)
     n_positive = positive.sum(dim=1)
-    per_clip = torch.zeros(scores.shape[0], device=scores.device).index_add(0, clip, per_positive)
     has_positive = n_positive > 0
     return (per_clip[has_positive] / n_positive[has_positive]).mean()
