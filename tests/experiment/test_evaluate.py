@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 import pandas as pd
@@ -166,10 +165,6 @@ def test_evaluate_parameters_reject_unknown_keys_naming_them():
         EvaluateConfig.from_dict({**PARAMS["evaluate"], "localisation": {"overlap": 0.1}})
     with pytest.raises(ValueError, match="must be one of"):
         EvaluateConfig.from_dict({**PARAMS["evaluate"], "threshold": {"rule": "median"}})
-    with pytest.raises(ValueError, match=r"evaluate.sed_jobs must be >= 1 or null, got 0"):
-        EvaluateConfig.from_dict({**PARAMS["evaluate"], "sed_jobs": 0})
-    every_core = EvaluateConfig.from_dict({**PARAMS["evaluate"], "sed_jobs": None})
-    assert every_core.sed_processes == os.cpu_count()
 
 
 def test_localisation_keeps_the_attention_of_at_most_max_clips_the_same_ones_every_run():

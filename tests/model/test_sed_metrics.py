@@ -334,13 +334,6 @@ def test_event_counts_class_by_class_equal_one_library_call_on_everything(seed):
     assert ours["event_macro_f1"] == pytest.approx(np.mean(per_class))
 
 
-def test_threshold_free_scores_are_the_same_on_two_processes():
-    # evaluate.sed_jobs hands sed_scores_eval's num_jobs the clips to share (it forks)
-    _, ref, decisions, _ = _random_case(10, n=30, c=4)
-    scores = decisions + np.random.default_rng(10).normal(0, 0.3, decisions.shape)
-    assert threshold_free_metrics(scores, ref, num_jobs=2) == threshold_free_metrics(scores, ref)
-
-
 def test_attention_segment_scores():
     clip_scores = np.array([[2.0, -1.0]])
     flat = np.zeros((1, 4, 2))

@@ -17,7 +17,6 @@ No Kedro here: the ``evaluate`` nodes are doorways to these functions.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,22 +114,11 @@ class EvaluateConfig:
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     batch_size: int = 4096
     cpu_threads: int | None = None
-    # Processes for the threshold-free DCASE metrics (sed_scores_eval's num_jobs, which forks);
-    # null: one per core.
-    sed_jobs: int | None = 1
     std_ddof: int = 1
     heatmaps: HeatmapConfig = field(default_factory=HeatmapConfig)
     localisation: LocalisationScoring = field(default_factory=LocalisationScoring)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     per_class_figure_k: int = 8  # best and worst classes drawn in per_class_ap_figure
-
-    def __post_init__(self) -> None:
-        if self.sed_jobs is not None and self.sed_jobs < 1:
-            raise ValueError(f"evaluate.sed_jobs must be >= 1 or null, got {self.sed_jobs}")
-
-    @property
-    def sed_processes(self) -> int:
-        return self.sed_jobs or os.cpu_count() or 1
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> EvaluateConfig:

@@ -54,7 +54,6 @@ def localise_rotation(
     segment_s: float,
     min_overlap_s: float,
     event_max_clips: int | None = None,
-    sed_jobs: int = 1,
 ) -> dict[str, Any] | None:
     """Segment F1 of every model of one rotation on its test clips with strong labels whose
     attention was kept (all of them unless ``evaluate.localisation.max_clips`` sampled them);
@@ -105,7 +104,7 @@ def localise_rotation(
         "n_true_pairs": int(y_true.sum()),
         "n_true_pairs_without_strong_segments": int((y_true & ~truth.any(axis=1)).sum()),
         "methods": results,
-        "sed": sed_rotation(scored, event_positions, strong_labels, rule, segment_s, sed_jobs),
+        "sed": sed_rotation(scored, event_positions, strong_labels, rule, segment_s),
         "n_test_clips_event_metrics": len(event_positions),
     }
 
@@ -117,7 +116,6 @@ def localisation_report(
     min_overlap_s: float = 0.0,
     ddof: int = 1,
     event_max_clips: int | None = None,
-    sed_jobs: int = 1,
 ) -> dict[str, Any]:
     """Segment-level F1 of every model's attention time stamps on each rotation's test clips.
 
@@ -129,7 +127,7 @@ def localisation_report(
     skipped: dict[str, str] = {}
     for name, scored in scores.rotations.items():
         result = localise_rotation(
-            scored, strong_labels, rule, scores.segment_s, min_overlap_s, event_max_clips, sed_jobs
+            scored, strong_labels, rule, scores.segment_s, min_overlap_s, event_max_clips
         )
         if result is None:
             n = len(scored.clips)

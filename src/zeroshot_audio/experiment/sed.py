@@ -67,10 +67,9 @@ def sed_rotation(
     strong_labels: pd.DataFrame,
     rule: LocalisationRule,
     segment_s: float,
-    jobs: int = 1,
 ) -> dict[str, dict[str, float]]:
     """DCASE metrics of every row (module docstring) on the test clips at ``positions`` (those
-    with strong labels); the threshold-free ones on ``jobs`` processes."""
+    with strong labels)."""
     clips = scored.clips.iloc[positions]
     valid, y_true = scored.valid[positions], scored.y_true[positions]
     reference = sed_reference(
@@ -85,13 +84,11 @@ def sed_rotation(
         tags = result.predictions[positions]
         high = active_segments(attention, valid, rule)
         segment_scores = attention_segment_scores(result.scores[positions], attention, valid)
-        rows[method] = sed_metrics(
-            high & tags[:, None, :], reference, segment_scores, num_jobs=jobs
-        )
+        rows[method] = sed_metrics(high & tags[:, None, :], reference, segment_scores)
         rows[f"{method}/true_tags"] = sed_metrics(high & y_true[:, None, :], reference)
         rows[f"{method}+all_active"] = sed_metrics(all_active(valid, tags), reference)
     oracle = reference_grid(reference, valid.shape[1])
-    rows["ceiling_1s"] = sed_metrics(oracle, reference, oracle.astype(np.float64), num_jobs=jobs)
+    rows["ceiling_1s"] = sed_metrics(oracle, reference, oracle.astype(np.float64))
     logger.info(
         "%s DCASE localisation on %d clips: %s",
         scored.name,

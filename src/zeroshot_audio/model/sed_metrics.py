@@ -273,13 +273,11 @@ def threshold_free_metrics(
     reference: SedReference,
     *,
     psds_params: dict[str, Any] | None = None,
-    num_jobs: int = 1,
 ) -> dict[str, float]:
     """Segment-based mean AP and AUROC, and PSDS, from real-valued segment scores.
 
     Over the classes with a reference event only (AP, AUROC and TPR are undefined without one);
     NaN when there is none. ``psds_params`` overrides keys of :data:`PSDS_SCENARIO_1`.
-    ``num_jobs`` processes share the clips (the library's own ``num_jobs``: it forks).
     """
     _, _, sse = _libraries()
     grid = _check_grid(segment_scores, reference, "segment_scores").astype(np.float64)
@@ -292,7 +290,7 @@ def threshold_free_metrics(
         reference.clips, present, reference.n_valid, reference.segment_s, reference.events
     )
     scores = _score_frames(grid[:, :, columns], sub)
-    common = {"time_decimals": _DECIMALS, "num_jobs": max(1, int(num_jobs))}
+    common = {"time_decimals": _DECIMALS}
     segment = {"segment_length": SEGMENT_RESOLUTION_S, **common}
     # AP and AUROC read the same statistics: accumulated once (what their own calls repeat)
     statistics = sse.segment_based.accumulated_intermediate_statistics(
@@ -369,20 +367,15 @@ def sed_metrics(
     segment_scores: np.ndarray | None = None,
     *,
     psds_params: dict[str, Any] | None = None,
-    num_jobs: int = 1,
 ) -> dict[str, float]:
     """All of the above in one flat dict (MLflow-ready floats): segment-based, event-based and,
-    when ``segment_scores`` are given, the threshold-free scores (on ``num_jobs`` processes)."""
+    when ``segment_scores`` are given, the threshold-free scores."""
     out = {
         **segment_based_metrics(decisions, reference),
         **event_based_metrics(decisions, reference),
     }
     if segment_scores is not None:
-        out.update(
-            threshold_free_metrics(
-                segment_scores, reference, psds_params=psds_params, num_jobs=num_jobs
-            )
-        )
+        out.update(threshold_free_metrics(segment_scores, reference, psds_params=psds_params))
     out["n_clips"] = len(reference.clips)
     out["n_classes_with_events"] = len(reference.present_classes)
     return out

@@ -28,5 +28,4 @@ def score_localisation(
         config.localisation.min_overlap_s,
         config.std_ddof,
         config.localisation.event_max_clips,
-        config.sed_processes,
     )
