@@ -68,6 +68,11 @@ def test_tuned_threshold_sorting_only_the_top_equals_the_full_sort(signal, rate,
     assert ((scores >= threshold) == (scores >= expected_threshold)).all()
 
 
+def test_tuned_threshold_refuses_nan_scores():
+    with pytest.raises(ValueError, match="1 NaN"):
+        tune_global_threshold(np.array([[1, 0]]), np.array([[0.5, np.nan]]))
+
+
 def test_top_k_and_rules():
     scores = np.array([[0.1, 0.9, 0.5], [0.7, 0.2, 0.3]])
     assert top_k_predictions(scores, 2).tolist() == [[False, True, True], [True, False, True]]

@@ -64,6 +64,10 @@ def tune_global_threshold(y_true: np.ndarray, scores: np.ndarray) -> tuple[float
         raise ValueError(
             f"y_true and scores must have the same non-empty shape; got {y.shape}, {s.shape}"
         )
+    if np.isnan(s).any():
+        raise ValueError(
+            f"scores hold {int(np.isnan(s).sum())} NaN value(s): no threshold is defined"
+        )
     n_positive = int(y.sum())
     if n_positive == 0:
         return float(s.max()) + 1.0, 0.0  # nothing to find: predict nothing
