@@ -6,8 +6,9 @@ this module adds what a DCASE reader expects, computed by the libraries the DCAS
 - **1-s segment-based F1 and error rate** (Mesaros, Heittola & Virtanen 2016, "Metrics for
   polyphonic sound event detection"), as ``sed_eval`` (the reference implementation of that paper)
   computes them, counted in numpy (tested equal to sed_eval; sed_eval loops in Python over every
-  segment and class and took minutes per evaluate run at AudioSet scale). Per 1-s segment t: S_t = min(FN_t, FP_t), D_t = max(0, FN_t - FP_t), I_t = max(0, FP_t - FN_t)
-  and ER = (sum S + D + I) / (sum N_t), N_t the active reference classes of segment t. F1 counts
+  segment and class and took minutes per evaluate run at AudioSet scale). Per 1-s segment t:
+  S_t = min(FN_t, FP_t), D_t = max(0, FN_t - FP_t), I_t = max(0, FP_t - FN_t) and
+  ER = (sum S + D + I) / (sum N_t), N_t the active reference classes of segment t. F1 counts
   (segment, class) decisions.
 - **Event-based F1** with a 200 ms onset collar and an offset collar of max(200 ms, 20 % of the
   reference event's length) (DCASE 2016-2020 task 4), by ``sed_scores_eval.collar_based``
@@ -436,12 +437,6 @@ def _score_frames(grid: np.ndarray, reference: SedReference) -> dict[str, pd.Dat
         values[:, 0], values[:, 1], values[:, 2:] = edges[:n], edges[1 : n + 1], grid[i, :n, :]
         frames[clip] = pd.DataFrame(values, columns=columns, copy=False)
     return frames
-
-
-def _event_list(dcase_util: Any, clip: str, events: list[tuple[float, float, str]]) -> Any:
-    return dcase_util.containers.MetaDataContainer(
-        [{"filename": clip, "event_label": m, "onset": a, "offset": b} for a, b, m in events]
-    )
 
 
 def _f1(tp: float, fp: float, fn: float) -> float:
