@@ -170,22 +170,14 @@ def segment_based_metrics(
     grid = _check_grid(decisions, reference, "decisions").astype(bool)
     grid &= _valid_mask(reference, grid.shape[1])[:, :, None]
     n_slots = int(np.ceil(round(grid.shape[1] * reference.segment_s, _DECIMALS) / time_resolution))
-    truth = np.zeros((len(reference.clips), n_slots, len(reference.classes)), dtype=bool)
-    column = {c: j for j, c in enumerate(reference.classes)}
-    for i, clip in enumerate(reference.clips):
-        for onset, offset, mid in reference.events[clip]:
-            first = int(np.floor(onset / time_resolution))
-            truth[i, first : int(np.ceil(offset / time_resolution)), column[mid]] = True
-    # a decision segment t covers [t s, (t + 1) s): its slots; a run of them rasterises as one event
+    shape = (len(reference.clips), n_slots, len(reference.classes))
+    truth = _rasterise(shape, *_event_arrays(reference), time_resolution)
+    # a decision segment t covers [t s, (t + 1) s); a run of them rasterises as its one event would
     edges = np.round(np.arange(grid.shape[1] + 1) * reference.segment_s, _DECIMALS)
-    first = np.floor(edges[:-1] / time_resolution).astype(int)
-    stop = np.ceil(edges[1:] / time_resolution).astype(int)
-    system = np.zeros_like(truth)
     clip_index, segment, class_index = np.nonzero(grid)
-    for extra in range(int((stop - first).max())):
-        slot = first[segment] + extra
-        keep = slot < stop[segment]
-        system[clip_index[keep], slot[keep], class_index[keep]] = True
+    system = _rasterise(
+        shape, clip_index, class_index, edges[segment], edges[segment + 1], time_resolution
+    )
     tp = (truth & system).sum(axis=2)  # [N, slots]
     n_ref, n_sys = truth.sum(axis=2), system.sum(axis=2)
     substitutions = int((np.minimum(n_ref, n_sys) - tp).sum())
@@ -287,9 +279,7 @@ def threshold_free_metrics(
         nan = float("nan")
         return {"segment_map": nan, "segment_auroc": nan, "psds": nan, "psds_n_classes": 0}
     columns = [reference.classes.index(c) for c in present]
-    sub = SedReference(
-        reference.clips, present, reference.n_valid, reference.segment_s, reference.events
-    )
+    sub = reference.subset(range(len(reference.clips)), present)
     scores = _score_frames(grid[:, :, columns], sub)
     common = {"time_decimals": _DECIMALS}
     segment = {"segment_length": SEGMENT_RESOLUTION_S, **common}
@@ -413,15 +403,53 @@ def _valid_mask(reference: SedReference, n_segments: int) -> np.ndarray:
     return np.arange(n_segments)[None, :] < np.asarray(reference.n_valid)[:, None]
 
 
+def _event_arrays(
+    reference: SedReference,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every reference event of ``reference.classes`` as arrays: clip row, class column, onset,
+    offset."""
+    column = {c: j for j, c in enumerate(reference.classes)}
+    events = [
+        (i, column[mid], onset, offset)
+        for i, clip in enumerate(reference.clips)
+        for onset, offset, mid in reference.events[clip]
+        if mid in column
+    ]
+    rows, columns, onsets, offsets = zip(*events) if events else ((), (), (), ())
+    return (
+        np.asarray(rows, dtype=int),
+        np.asarray(columns, dtype=int),
+        np.asarray(onsets, dtype=float),
+        np.asarray(offsets, dtype=float),
+    )
+
+
 def _reference_presence(reference: SedReference) -> np.ndarray:
     """[N, C] bool: clip i has a reference event of class j."""
-    column = {c: j for j, c in enumerate(reference.classes)}
     presence = np.zeros((len(reference.clips), len(reference.classes)), dtype=bool)
-    for i, clip in enumerate(reference.clips):
-        for _, _, mid in reference.events[clip]:
-            if mid in column:
-                presence[i, column[mid]] = True
+    rows, columns, _, _ = _event_arrays(reference)
+    presence[rows, columns] = True
     return presence
+
+
+def _rasterise(
+    shape: tuple[int, int, int],
+    rows: np.ndarray,
+    columns: np.ndarray,
+    onsets: np.ndarray,
+    offsets: np.ndarray,
+    resolution: float,
+) -> np.ndarray:
+    """[N, slots, C] bool event roll as sed_eval builds it: an interval [onset, offset) of clip
+    row, class column is active in slots floor(onset / r) to ceil(offset / r)."""
+    roll = np.zeros(shape, dtype=bool)
+    first = np.floor(onsets / resolution).astype(int)
+    stop = np.minimum(np.ceil(offsets / resolution).astype(int), shape[1])
+    for extra in range(int((stop - first).max(initial=0))):
+        slot = first + extra
+        keep = slot < stop
+        roll[rows[keep], slot[keep], columns[keep]] = True
+    return roll
 
 
 def _score_frames(grid: np.ndarray, reference: SedReference) -> dict[str, pd.DataFrame]:

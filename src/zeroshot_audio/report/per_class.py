@@ -3,8 +3,8 @@
 A mean over classes hides which unseen classes attention helps and which it hurts; users choosing
 a tagger for *their* classes want the row of each class. AP is scikit-learn's definition
 (``model.metrics.average_precision``); a class without a positive among the scored clips has no AP
-(NaN) and is kept in the table, marked by ``n_positives = 0``, but never drawn. Rotations have disjoint test classes, so the tables of
-several rotations simply concatenate (``rotation`` column).
+(NaN) and is kept in the table, marked by ``n_positives = 0``, but never drawn. Rotations have
+disjoint test classes, so the tables of several rotations simply concatenate (``rotation`` column).
 """
 
 from __future__ import annotations
