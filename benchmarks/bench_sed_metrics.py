@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zeroshot_audio.metadata.audioset import parse_segments
 from zeroshot_audio.model.sed_metrics import (
     OFFSET_COLLAR_RATE,
     OFFSET_COLLAR_S,
@@ -32,6 +33,7 @@ from zeroshot_audio.model.sed_metrics import (
     _score_frames,
     decision_events,
     event_based_metrics,
+    reference_grid,
     sed_reference,
     segment_based_metrics,
     threshold_free_metrics,
@@ -44,17 +46,12 @@ N_SEGMENTS = 10
 def planted_case(audioset: Path, n_clips: int, seed: int):
     """Real clips and labels of eval_segments.csv, one seeded event per (clip, test-fold label)."""
     rng = np.random.default_rng(seed)
-    rows = pd.read_csv(
-        audioset / "eval_segments.csv",
-        comment="#",
-        header=None,
-        names=["ytid", "start", "end", "labels"],
-        skipinitialspace=True,
-    )
     mids = pd.read_csv(audioset / "class_labels_indices.csv")["mid"].to_numpy()
+    path = audioset / "eval_segments.csv"
+    rows, _, _ = parse_segments(path.read_text(), str(path), "eval", mids, strict=True)
     classes = sorted(rng.choice(mids, size=len(mids) // 3, replace=False).tolist())
     in_fold = set(classes)
-    labels = rows["labels"].str.split(",").map(lambda ls: [m for m in ls if m in in_fold])
+    labels = rows["labels"].map(lambda ls: [m for m in ls if m in in_fold])
     rows = rows[labels.map(len) > 0].assign(labels=labels)
     rows = rows.iloc[rng.permutation(len(rows))[:n_clips]]
     events = []
@@ -70,11 +67,7 @@ def planted_case(audioset: Path, n_clips: int, seed: int):
         rng.random(len(clips)) < 0.9, N_SEGMENTS, rng.integers(5, N_SEGMENTS, len(clips))
     )
     reference = sed_reference(strong, clips, classes, n_valid)
-    truth = np.zeros((len(clips), N_SEGMENTS, len(classes)), dtype=bool)
-    column = {c: j for j, c in enumerate(classes)}
-    for i, clip in enumerate(clips):
-        for onset, offset, mid in reference.events[clip]:
-            truth[i, int(onset) : int(np.ceil(offset)), column[mid]] = True
+    truth = reference_grid(reference, N_SEGMENTS)
     decisions = truth ^ (rng.random(truth.shape) < 0.005)
     scores = truth + rng.normal(0, 0.3, truth.shape)
     return reference, decisions, scores
