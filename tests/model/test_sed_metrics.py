@@ -9,6 +9,7 @@ import pytest
 
 from zeroshot_audio.model.localisation import segment_f1, strong_label_grid
 from zeroshot_audio.model.sed_metrics import (
+    PSDS_SCENARIO_1,
     _libraries,
     _score_frames,
     attention_segment_scores,
@@ -332,6 +333,38 @@ def test_event_counts_class_by_class_equal_one_library_call_on_everything(seed):
     assert (ours["event_n_reference"], ours["event_n_estimated"]) == (n_ref, tp + fp)
     assert ours["event_f1"] == pytest.approx(2 * tp / (tp + fp + n_ref))
     assert ours["event_macro_f1"] == pytest.approx(np.mean(per_class))
+
+
+@pytest.mark.parametrize(
+    ("seed", "segment_s", "decimals"), [(10, 1.0, None), (11, 1.0, 1), (12, 0.96, 1), (13, 0.5, 2)]
+)
+def test_threshold_free_counts_in_numpy_equal_sed_scores_eval(seed, segment_s, decimals):
+    # threshold_free_metrics counts the statistics itself; sed_scores_eval's own calls on every
+    # clip and class (as its README shows) must give the same AP, AUROC and PSDS, to the bit:
+    # scores with ties (rounded), padding, a grid finer or coarser than the 1-s segments, and
+    # a class with no reference event in most clips (the library's shortcut path).
+    strong, _, _, n_valid = _random_case(seed, n=40, c=5)
+    clips, classes = [f"k{i}" for i in range(40)], [f"/m/{j}" for j in range(5)]
+    ref = sed_reference(strong, clips, classes, n_valid, segment_s=segment_s)
+    rng = np.random.default_rng(seed)
+    scores = reference_grid(ref, 10, 0.5) + rng.normal(0, 0.25, (40, 10, 5))
+    if decimals is not None:
+        scores = np.round(scores, decimals)
+    ours = threshold_free_metrics(scores, ref)
+    _, _, sse = _libraries()
+    present = ref.present_classes
+    sub = ref.subset(range(40), present)
+    frames = _score_frames(scores[:, :, [classes.index(c) for c in present]], sub)
+    segment = {"segment_length": 1.0, "time_decimals": 6}
+    ap = sse.segment_based.average_precision(frames, sub.events, sub.durations, **segment)[0]
+    auroc = sse.segment_based.auroc(frames, sub.events, sub.durations, **segment)[0]
+    psds = sse.intersection_based.psds(
+        frames, sub.events, sub.durations, **PSDS_SCENARIO_1, time_decimals=6
+    )[0]
+    assert 0.05 < ours["psds"] < 0.95 and 0.3 < ours["segment_map"] < 0.99  # not degenerate
+    assert ours["segment_map"] == np.mean([ap[c] for c in present])
+    assert ours["segment_auroc"] == np.mean([auroc[c] for c in present])
+    assert ours["psds"] == psds
 
 
 def test_attention_segment_scores():
