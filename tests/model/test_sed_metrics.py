@@ -335,6 +335,33 @@ def test_event_counts_class_by_class_equal_one_library_call_on_everything(seed):
     assert ours["event_macro_f1"] == pytest.approx(np.mean(per_class))
 
 
+def test_event_counts_match_one_to_one_where_an_event_hits_several():
+    # 0.1-s segments, class x on clip a: reference [1.05, 1.25]; detections [1.0, 1.1] and
+    # [1.2, 1.3] both lie within the collars (onsets 0.05 / 0.15 away, offsets 0.15 / 0.05), but
+    # one reference matches one detection: TP 1, FP 1 (the library's bipartite matching).
+    # Clip b: reference [0.5, 0.8] missed by [0.0, 0.2] (FN) and class y, absent from the
+    # reference, fires once (FP).
+    strong = pd.DataFrame(
+        [("a", "x", 1.05, 1.25), ("b", "x", 0.5, 0.8)],
+        columns=["clip", "mid", "onset_s", "offset_s"],
+    )
+    ref = sed_reference(strong, ["a", "b"], ["x", "y"], [30, 30], segment_s=0.1)
+    decisions = np.zeros((2, 30, 2), dtype=bool)
+    decisions[0, [10, 12], 0] = True
+    decisions[1, [0, 1], 0] = True
+    decisions[1, 20:25, 1] = True
+    ours = event_based_metrics(decisions, ref)
+    assert (ours["event_n_reference"], ours["event_n_estimated"]) == (2, 4)
+    assert ours["event_f1"] == pytest.approx(2 * 1 / (2 * 1 + 3 + 1))
+    _, _, sse = _libraries()
+    sub = ref.subset([0, 1], ["x"])
+    _, _, _, stats = sse.collar_based.fscore(
+        _score_frames(decisions[:, :, [0]].astype(float), sub), sub.events, 0.5,
+        onset_collar=0.2, offset_collar=0.2, offset_collar_rate=0.2,
+    )  # fmt: skip
+    assert (stats["x"]["tps"], stats["x"]["fps"]) == (1, 2)
+
+
 @pytest.mark.parametrize(
     ("seed", "segment_s", "decimals"), [(10, 1.0, None), (11, 1.0, 1), (12, 0.96, 1), (13, 0.5, 2)]
 )

@@ -63,8 +63,8 @@ class LocalisationScoring:
 
     min_overlap_s: float = 0.0
     max_clips: int | None = 20_000
-    # The DCASE event-based metrics and PSDS (sed_scores_eval, per-clip Python) on at most this
-    # many of those clips, chosen the same way; null: all.
+    # The DCASE metrics (model.sed_metrics; time linear in clips, PSDS the largest part) on at
+    # most this many of those clips, chosen the same way; null: all.
     event_max_clips: int | None = 2_000
 
     def __post_init__(self) -> None:

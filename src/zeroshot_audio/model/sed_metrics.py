@@ -1,7 +1,8 @@
 """Localisation scored with the sound-event-detection field's own metrics and libraries.
 
 The project's ``localisation.segment_f1`` (segment-level F1 on the model's own segment grid) stays;
-this module adds what a DCASE reader expects, computed by the libraries the DCASE baselines use:
+this module adds what a DCASE reader expects, as the libraries the DCASE baselines use define
+them (``sed_eval``, ``sed_scores_eval``), counted in numpy and tested equal to those libraries:
 
 - **1-s segment-based F1 and error rate** (Mesaros, Heittola & Virtanen 2016, "Metrics for
   polyphonic sound event detection"), as ``sed_eval`` (the reference implementation of that paper)
@@ -11,8 +12,9 @@ this module adds what a DCASE reader expects, computed by the libraries the DCAS
   ER = (sum S + D + I) / (sum N_t), N_t the active reference classes of segment t. F1 counts
   (segment, class) decisions.
 - **Event-based F1** with a 200 ms onset collar and an offset collar of max(200 ms, 20 % of the
-  reference event's length) (DCASE 2016-2020 task 4), by ``sed_scores_eval.collar_based``
-  (one-to-one matching of estimated and reference events of a class).
+  reference event's length) (DCASE 2016-2020 task 4), ``sed_scores_eval.collar_based``'s counts
+  (one-to-one matching of estimated and reference events of a class) counted in numpy (tested
+  equal to it and to sed_eval).
 - **Threshold-free**: segment-based AP and AUROC over 1-s segments (``sed_scores_eval
   .segment_based``) and PSDS (Bilen et al. 2020, computed exactly as Ebbers et al. 2022, as
   ``sed_scores_eval.intersection_based``) with the DCASE scenario-1 setting (DTC = GTC = 0.7,
@@ -31,16 +33,19 @@ AUROC, PSDS) use only the classes with at least one reference event among the cl
 absent from the reference has no recall. Clips without any strong label should be left out by the
 caller (here they would count as silent for every class).
 
-Library: ``sed_scores_eval_np2`` 0.0.4 (the numpy-2 build of fgnt/sed_scores_eval) and its
-dependency ``sed_eval`` 0.2.1. sed_scores_eval 0.0.4 passes a read-only pandas-3 view to a Cython
-routine (fixed upstream in fgnt/sed_scores_eval#17, Feb 2026, not yet released); :func:`_libraries`
-applies the same fix (copy non-writeable scores) once. The libraries import librosa and numba,
-so they are imported on first use, not with this module.
+Library: ``sed_scores_eval_np2`` 0.0.4 (the numpy-2 build of fgnt/sed_scores_eval; its curve,
+area and PSDS-ROC functions are called here) and its dependency ``sed_eval`` 0.2.1 (its bipartite
+matching). They import librosa and numba, so they are imported on first use, not with this module.
+:func:`_libraries` and :func:`_score_frames` serve the tests and the benchmark that call the
+libraries themselves on the same input; sed_scores_eval 0.0.4 passes a read-only pandas-3 view to
+a Cython routine (fixed upstream in fgnt/sed_scores_eval#17, Feb 2026, not yet released), and
+:func:`_libraries` applies the same fix (copy non-writeable scores) once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -217,48 +222,51 @@ def event_based_metrics(
     offset_collar: float = OFFSET_COLLAR_S,
     offset_collar_rate: float = OFFSET_COLLAR_RATE,
 ) -> dict[str, float]:
-    """Event-based (collar) F1, micro and macro, by sed_scores_eval.collar_based.
+    """Event-based (collar) F1, micro and macro: ``sed_scores_eval.collar_based``'s counts.
 
-    The library refuses a class without reference events; every estimated event of such a class
-    is a false positive, counted here. The library is called one class at a time on the clips
-    where that class has a reference or an estimated event: the collar matching is per class and
-    a clip with neither adds nothing, so the counts are those of one call on every clip and class,
-    while that call's cost grows with clips x classes^2 (evaluate at AudioSet scale spent minutes
-    here).
+    An estimated event is a run of active segments. It hits a reference event of its clip and
+    class when its onset lies within ``onset_collar`` of the reference onset and its offset
+    within max(``offset_collar``, ``offset_collar_rate`` x reference length) of the reference
+    offset (the library's rounding); events are matched one to one (maximum bipartite matching,
+    the library's ``sed_eval.util.bipartite_match``, where one event hits several). Unmatched
+    estimated events are false positives, those of a class without reference events included.
+    Counted in numpy over (clip, class) pairs; equal to the library's counts (tested), which it
+    gets clip by clip in Python (seconds per 2,000-clip call, 24 calls per evaluate run).
     """
-    _, _, sse = _libraries()
     grid = _check_grid(decisions, reference, "decisions").astype(bool)
-    present = reference.present_classes
-    tp = dict.fromkeys(reference.classes, 0.0)
-    n_ref = dict.fromkeys(reference.classes, 0.0)
-    fp = {c: 0.0 for c in reference.classes}
-    active = grid & _valid_mask(reference, grid.shape[1])[:, :, None]
-    run_starts = active & ~np.pad(active, ((0, 0), (1, 0), (0, 0)))[:, :-1]
-    for j, n_runs in enumerate(run_starts.sum(axis=(0, 1))):  # an event is a run of segments
-        if reference.classes[j] not in present:
-            fp[reference.classes[j]] = float(n_runs)
-    relevant = active.any(axis=1) | _reference_presence(reference)
-    for c in present:
-        j = reference.classes.index(c)
-        rows = np.flatnonzero(relevant[:, j])
-        sub = reference.subset(rows, (c,))
-        _, _, _, stats = sse.collar_based.fscore(
-            _score_frames(grid[rows][:, :, [j]].astype(float), sub),
-            sub.events,
-            0.5,  # decisions are 0/1 scores: an event is a run of 1s
-            onset_collar=onset_collar,
-            offset_collar=offset_collar,
-            offset_collar_rate=offset_collar_rate,
-            time_decimals=_DECIMALS,
+    grid &= _valid_mask(reference, grid.shape[1])[:, :, None]
+    n_classes = len(reference.classes)
+    edges = np.round(np.arange(grid.shape[1] + 1) * reference.segment_s, _DECIMALS)
+    run_starts = grid & ~np.pad(grid, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+    n_estimated = run_starts.sum(axis=(0, 1)).astype(float)
+    tp = np.zeros(n_classes)
+    for rows, columns, event_on, event_off, is_event in _pair_blocks(reference):
+        det_on, det_off = _runs(grid[rows, :, columns], edges)  # [P, J]
+        onset_hit = (
+            np.round(np.abs(det_on[..., None] - event_on[:, None, :]) - onset_collar, _DECIMALS)
+            <= 0.0
         )
-        tp[c], fp[c], n_ref[c] = (float(stats[c][k]) for k in ("tps", "fps", "n_ref"))
-    per_class = [_f1(tp[c], fp[c], n_ref[c] - tp[c]) for c in reference.classes]
-    tps, fps, refs = sum(tp.values()), sum(fp.values()), sum(n_ref.values())
+        collar = np.maximum(offset_collar, offset_collar_rate * (event_off - event_on))
+        offset_hit = (
+            np.round(
+                np.abs(det_off[..., None] - event_off[:, None, :]) - collar[:, None, :], _DECIMALS
+            )  # fmt: skip
+            <= 0.0
+        )
+        hit = (det_off > det_on)[..., None] & onset_hit & offset_hit & is_event[:, None, :]
+        matched = hit.sum(axis=(1, 2))
+        for p in np.flatnonzero((hit.sum(axis=1) > 1).any(-1) | (hit.sum(axis=2) > 1).any(-1)):
+            matched[p] = _maximum_matching(hit[p])
+        tp += np.bincount(columns, weights=matched, minlength=n_classes)
+    n_ref = np.bincount(_event_arrays(reference)[1], minlength=n_classes).astype(float)
+    fp = n_estimated - tp
+    per_class = [_f1(t, f, r - t) for t, f, r in zip(tp, fp, n_ref, strict=True)]
+    tps, fps, refs = float(tp.sum()), float(fp.sum()), float(n_ref.sum())
     return {
         "event_f1": _f1(tps, fps, refs - tps),
         "event_precision": tps / (tps + fps) if tps + fps else 0.0,
         "event_recall": tps / refs if refs else 0.0,
-        "event_macro_f1": _macro(per_class, list(n_ref.values())),
+        "event_macro_f1": _macro(per_class, n_ref.tolist()),
         "event_n_reference": int(refs),
         "event_n_estimated": int(tps + fps),
     }
@@ -571,7 +579,7 @@ def _psds_count_changes(
     (clip, class) pairs; a change is kept where either count changes."""
     n_clips, n_frames, n_classes = grid.shape
     scores = np.where(_valid_mask(reference, n_frames)[:, :, None], grid, -np.inf)
-    rows, columns, onsets, offsets = _event_arrays(reference)
+    rows, columns, _, _ = _event_arrays(reference)
     has_event = np.zeros((n_clips, n_classes), dtype=bool)
     has_event[rows, columns] = True
     before = np.pad(scores, ((0, 0), (1, 0), (0, 0)), constant_values=-np.inf)[:, :-1]
@@ -581,29 +589,66 @@ def _psds_count_changes(
     parts = [
         (column, scores[clip, frame, column], np.zeros(len(clip)), births[clip, frame, column])
     ]
-    by_pair = np.argsort(rows * n_classes + columns, kind="stable")  # a pair's events in order
-    rows, columns, onsets, offsets = (
-        rows[by_pair],
-        columns[by_pair],
-        onsets[by_pair],
-        offsets[by_pair],
-    )
-    pairs, first_event, n_events = np.unique(
-        rows * n_classes + columns, return_index=True, return_counts=True
-    )
     edges = np.round(np.arange(n_frames + 1) * reference.segment_s, _DECIMALS)
+    for rows, columns, event_on, event_off, is_event in _pair_blocks(reference):
+        pair_scores = scores[rows, :, columns]
+        tp, fp = _intersection_counts(pair_scores, edges, event_on, event_off, is_event)
+        parts.append(_changes(pair_scores, columns, tp, fp))
+    return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+
+
+def _pair_blocks(
+    reference: SedReference,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """The (clip, class) pairs with reference events, :data:`_PAIR_BLOCK` at a time: clip rows,
+    class columns, and [P, R] event onsets and offsets padded with 0 (``is_event`` marks the
+    real ones), a pair's events in the reference's order (the order the libraries read them)."""
+    rows, columns, onsets, offsets = _event_arrays(reference)
+    n_classes = len(reference.classes)
+    order = np.argsort(rows * n_classes + columns, kind="stable")
+    pairs, first, counts = np.unique(
+        (rows * n_classes + columns)[order], return_index=True, return_counts=True
+    )
+    onsets, offsets = onsets[order], offsets[order]
     for start in range(0, len(pairs), _PAIR_BLOCK):
         block = slice(start, start + _PAIR_BLOCK)
-        width = int(n_events[block].max())
-        slot = np.arange(width)
-        index = first_event[block, None] + np.minimum(slot, n_events[block, None] - 1)
-        is_event = slot < n_events[block, None]
-        event_on = np.where(is_event, onsets[index], 0.0)
-        event_off = np.where(is_event, offsets[index], 0.0)
-        pair_scores = scores[pairs[block] // n_classes, :, pairs[block] % n_classes]
-        tp, fp = _intersection_counts(pair_scores, edges, event_on, event_off, is_event)
-        parts.append(_changes(pair_scores, pairs[block] % n_classes, tp, fp))
-    return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+        slot = np.arange(int(counts[block].max()))
+        is_event = slot < counts[block, None]
+        index = first[block, None] + np.minimum(slot, counts[block, None] - 1)
+        yield (
+            pairs[block] // n_classes,
+            pairs[block] % n_classes,
+            np.where(is_event, onsets[index], 0.0),
+            np.where(is_event, offsets[index], 0.0),
+            is_event,
+        )
+
+
+def _runs(active: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[..., J] onsets and offsets of the runs of True along the last axis (frame t spans
+    edges[t] to edges[t + 1]), in time order, padded with empty (0, 0) detections."""
+    lead = [(0, 0)] * (active.ndim - 1)
+    starts = active & ~np.pad(active, [*lead, (1, 0)])[..., :-1]
+    ends = active & ~np.pad(active, [*lead, (0, 1)])[..., 1:]
+    run = np.cumsum(starts, axis=-1) - 1
+    det_on = np.zeros((*active.shape[:-1], (active.shape[-1] + 1) // 2))
+    det_off = np.zeros_like(det_on)
+    *index, t = np.nonzero(starts)
+    det_on[(*index, run[(*index, t)])] = edges[t]
+    *index, t = np.nonzero(ends)
+    det_off[(*index, run[(*index, t)])] = edges[t + 1]
+    return det_on, det_off
+
+
+def _maximum_matching(hit: np.ndarray) -> int:
+    """Size of a maximum one-to-one matching of a [detections, references] hit matrix, by the
+    routine sed_scores_eval's collar matching uses."""
+    from sed_eval.util import bipartite_match
+
+    graph: dict[int, list[int]] = defaultdict(list)
+    for detection, event in np.argwhere(hit):
+        graph[int(detection)].append(int(event))
+    return len(bipartite_match(graph))
 
 
 def _intersection_counts(
@@ -619,17 +664,7 @@ def _intersection_counts(
     rounding): a detection is relevant when its overlap with the reference covers >= DTC of
     its length, a reference event is found when the relevant detections cover >= GTC of it."""
     dtc, gtc = PSDS_SCENARIO_1["dtc_threshold"], PSDS_SCENARIO_1["gtc_threshold"]
-    n_pairs, n_frames = pair_scores.shape
-    active = pair_scores[:, None, :] >= pair_scores[:, :, None]  # [P, K, T]
-    starts = active & ~np.pad(active, ((0, 0), (0, 0), (1, 0)))[:, :, :-1]
-    ends = active & ~np.pad(active, ((0, 0), (0, 0), (0, 1)))[:, :, 1:]
-    run = np.cumsum(starts, axis=2) - 1
-    det_on = np.zeros((n_pairs, n_frames, (n_frames + 1) // 2))
-    det_off = np.zeros_like(det_on)
-    p, k, t = np.nonzero(starts)
-    det_on[p, k, run[p, k, t]] = edges[t]
-    p, k, t = np.nonzero(ends)
-    det_off[p, k, run[p, k, t]] = edges[t + 1]
+    det_on, det_off = _runs(pair_scores[:, None, :] >= pair_scores[:, :, None], edges)  # [P, K, J]
     is_detection = det_off > det_on
     overlap = np.maximum(
         np.minimum(det_off[..., None], event_off[:, None, None, :])
