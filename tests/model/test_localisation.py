@@ -196,3 +196,28 @@ def test_partial_overlap_counts_segments():
     )
     assert result["precision"] == pytest.approx(4 / 6)
     assert result["recall"] == pytest.approx(4 / 5)
+
+
+@pytest.mark.parametrize("restricted", [False, True])
+def test_segment_f1_equals_scikit_learn_on_the_valid_segments(restricted):
+    # segment_f1 counts per class in numpy; scikit-learn on the flattened valid segments (the
+    # definition it replaced) must give the same micro and macro scores, empty classes included.
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(3)
+    truth = rng.random((60, 10, 7)) < 0.08
+    truth[:, :, 5] = False  # a class never true: out of the macro average, its FPs still count
+    predicted = truth ^ (rng.random(truth.shape) < 0.06)
+    valid = np.arange(10)[None, :] < rng.integers(4, 11, 60)[:, None]
+    pairs = rng.random((60, 7)) < 0.5 if restricted else None
+    ours = segment_f1(truth, predicted, valid, pairs)
+    mask = valid[:, :, None] & (pairs[:, None, :] if restricted else True)
+    y_true, y_pred = (truth & mask)[valid], (predicted & mask)[valid]
+    micro = precision_recall_fscore_support(y_true, y_pred, average="micro", zero_division=0)
+    present = np.flatnonzero(y_true.any(axis=0))
+    _, _, per_class, _ = precision_recall_fscore_support(
+        y_true, y_pred, average=None, labels=present, zero_division=0
+    )
+    assert (ours["precision"], ours["recall"], ours["f1"]) == pytest.approx(micro[:3], rel=1e-12)
+    assert ours["macro_f1"] == pytest.approx(np.mean(per_class), rel=1e-12)
+    assert ours["n_classes_present"] == len(present) == 6

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import precision_recall_fscore_support
 
 from zeroshot_audio.config import build_strict
 
@@ -225,8 +224,10 @@ def segment_f1(
     Only valid segments (``valid`` ``[N, T]``) count. ``pairs`` ``[N, C]`` restricts scoring to
     some (clip, class) pairs, e.g. the clips' true tags when only the time stamps are judged.
     micro: every (segment, class) decision pooled; macro: mean per-class F1 over the classes with
-    at least one true segment. scikit-learn with ``zero_division=0`` (nothing predicted or
-    nothing true gives 0).
+    at least one true segment; nothing predicted or nothing true gives 0 (scikit-learn's
+    ``zero_division=0``). Counted per class in numpy: equal to scikit-learn's
+    ``precision_recall_fscore_support`` on the valid segments (tested), which took seconds per
+    call at AudioSet scale (10 calls per rotation).
     """
     truth = np.asarray(truth, dtype=bool)
     predicted = np.asarray(predicted, dtype=bool)
@@ -236,31 +237,23 @@ def segment_f1(
             f"truth {truth.shape} and predicted {predicted.shape} must be [N, T, C] and valid "
             f"{valid.shape} [N, T]"
         )
+    counted = valid[:, :, None]
     if pairs is not None:
         pairs = np.asarray(pairs, dtype=bool)
         if pairs.shape != (truth.shape[0], truth.shape[2]):
             raise ValueError(f"pairs must be [N, C] = {(truth.shape[0], truth.shape[2])}")
-        truth = truth & pairs[:, None, :]
-        predicted = predicted & pairs[:, None, :]
-    y_true = truth[valid].astype(np.int8)  # [M, C], M = valid segments of all clips
-    y_pred = predicted[valid].astype(np.int8)
-    tp = int((y_true & y_pred).sum())
-    fp = int(((1 - y_true) & y_pred).sum())
-    fn = int((y_true & (1 - y_pred)).sum())
-    if y_true.size == 0:
-        precision = recall = f1 = 0.0
-    else:
-        precision, recall, f1, _ = precision_recall_fscore_support(
-            y_true, y_pred, average="micro", zero_division=0
-        )
-    present = np.flatnonzero(y_true.any(axis=0)) if y_true.size else np.zeros(0, dtype=int)
-    if present.size:
-        _, _, per_class, _ = precision_recall_fscore_support(
-            y_true, y_pred, average=None, labels=present, zero_division=0
-        )
-        macro = float(np.mean(per_class))
-    else:
-        macro = 0.0
+        counted = counted & pairs[:, None, :]
+    truth, predicted = truth & counted, predicted & counted
+    class_tp = (truth & predicted).sum(axis=(0, 1))
+    class_true, class_predicted = truth.sum(axis=(0, 1)), predicted.sum(axis=(0, 1))
+    tp = int(class_tp.sum())
+    fp, fn = int(class_predicted.sum()) - tp, int(class_true.sum()) - tp
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    present = class_true > 0
+    per_class = 2 * class_tp[present] / (class_true[present] + class_predicted[present])
+    macro = float(np.mean(per_class)) if present.any() else 0.0
     return {
         "precision": float(precision),
         "recall": float(recall),
@@ -272,7 +265,7 @@ def segment_f1(
         "n_true_segments": tp + fn,
         "n_predicted_segments": tp + fp,
         "n_valid_segments": int(valid.sum()),
-        "n_classes_present": int(present.size),
+        "n_classes_present": int(present.sum()),
     }
 
 
