@@ -50,6 +50,7 @@ REPORTED = ("f1", "precision", "recall", "macro_f1")
 def localise_rotation(
     scored: RotationScores,
     strong_labels: pd.DataFrame,
+    with_strong: set[str],
     rule: LocalisationRule,
     segment_s: float,
     min_overlap_s: float,
@@ -57,9 +58,8 @@ def localise_rotation(
 ) -> dict[str, Any] | None:
     """Segment F1 of every model of one rotation on its test clips with strong labels whose
     attention was kept (all of them unless ``evaluate.localisation.max_clips`` sampled them);
-    None when no test clip has a strong label."""
-    # the distinct clips first: str() of each of AudioSet's 4M strong-label rows took ~18 s
-    with_strong = {str(clip) for clip in strong_labels["clip"].unique()}
+    None when no test clip has a strong label. ``with_strong``: every clip with a strong label;
+    ``strong_labels`` need only hold the rows of the clips whose attention was kept."""
     has_strong = scored.clips["ytid"].astype(str).isin(with_strong)
     has_strong = has_strong.to_numpy()
     kept = np.zeros(len(has_strong), bool)
@@ -125,9 +125,23 @@ def localisation_report(
     """
     rotations: dict[str, Any] = {}
     skipped: dict[str, str] = {}
+    # AudioSet's strong labels are 4M rows: which clips have any, and the rows of the clips whose
+    # attention was kept, are found once for every rotation (the distinct clips first: str() of
+    # each row took ~18 s)
+    with_strong = {str(clip) for clip in strong_labels["clip"].unique()}
+    kept = set().union(
+        *(s.clips["ytid"].iloc[s.attention_rows].astype(str) for s in scores.rotations.values())
+    )
+    strong_labels = strong_labels[strong_labels["clip"].astype(str).isin(kept)]
     for name, scored in scores.rotations.items():
         result = localise_rotation(
-            scored, strong_labels, rule, scores.segment_s, min_overlap_s, event_max_clips
+            scored,
+            strong_labels,
+            with_strong,
+            rule,
+            scores.segment_s,
+            min_overlap_s,
+            event_max_clips,
         )
         if result is None:
             n = len(scored.clips)
