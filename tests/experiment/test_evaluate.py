@@ -214,3 +214,18 @@ def test_the_prediction_table_survives_its_parquet_dataset(tmp_path):
     for column in ("predicted", "labels"):
         assert [list(v) for v in loaded[column]] == [list(v) for v in table[column]]
     assert loaded["method"].tolist() == table["method"].tolist()
+
+
+def test_strong_label_clip_lookup_equals_isin():
+    # the hashed lookup that replaced pandas' isin (slow on Arrow strings with a large set) must
+    # answer the same, whatever dtype the ids arrive in (Arrow strings, objects, ints)
+    strong = pd.DataFrame({"clip": pd.Series(["a", "b", "b", "7", "c"], dtype="str")})
+    labelled = evaluate.strong_label_clips(strong)
+    assert sorted(labelled) == ["7", "a", "b", "c"]
+    for ids in (
+        pd.Series(["b", "x", "a", "a", "7"], dtype="str"),
+        pd.Series(["b", "x", "a", "a", "7"], dtype=object),
+        pd.Series([7, 8]),
+    ):
+        expected = ids.astype(str).isin(set(labelled)).to_numpy()
+        assert evaluate.is_in(ids, labelled).tolist() == expected.tolist()

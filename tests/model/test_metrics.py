@@ -118,7 +118,7 @@ def test_threshold_config_rejects_unknown_keys_and_bad_values_naming_them():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_average_precision_and_f1_equal_scikit_learn_with_ties_and_absent_classes(dtype):
-    """The fast AP and the confusion-matrix F1 must be scikit-learn's numbers, ties included."""
+    """The fast AP and the counted F1 must be scikit-learn's numbers, ties included."""
 
     rng = np.random.default_rng(3)
     n, c = 2_000, 70  # more than one block of 64 columns

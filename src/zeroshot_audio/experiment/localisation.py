@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from zeroshot_audio.experiment.evaluate import EvaluationScores, RotationScores, at_most
+from zeroshot_audio.experiment.evaluate import (
+    EvaluationScores,
+    RotationScores,
+    at_most,
+    is_in,
+    strong_label_clips,
+)
 from zeroshot_audio.experiment.metrics import mean_std
 from zeroshot_audio.experiment.protocol import METHODS
 from zeroshot_audio.experiment.sed import SED_DEFINITIONS, sed_rotation, sed_summary
@@ -50,7 +56,7 @@ REPORTED = ("f1", "precision", "recall", "macro_f1")
 def localise_rotation(
     scored: RotationScores,
     strong_labels: pd.DataFrame,
-    with_strong: set[str],
+    with_strong: pd.Index,
     rule: LocalisationRule,
     segment_s: float,
     min_overlap_s: float,
@@ -60,8 +66,7 @@ def localise_rotation(
     attention was kept (all of them unless ``evaluate.localisation.max_clips`` sampled them);
     None when no test clip has a strong label. ``with_strong``: every clip with a strong label;
     ``strong_labels`` need only hold the rows of the clips whose attention was kept."""
-    has_strong = scored.clips["ytid"].astype(str).isin(with_strong)
-    has_strong = has_strong.to_numpy()
+    has_strong = is_in(scored.clips["ytid"], with_strong)
     kept = np.zeros(len(has_strong), bool)
     kept[scored.attention_rows] = True
     positions = np.flatnonzero(has_strong & kept)
@@ -126,9 +131,8 @@ def localisation_report(
     rotations: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     # AudioSet's strong labels are 4M rows: which clips have any, and the rows of the clips whose
-    # attention was kept, are found once for every rotation (the distinct clips first: str() of
-    # each row took ~18 s)
-    with_strong = {str(clip) for clip in strong_labels["clip"].unique()}
+    # attention was kept, are found once for every rotation
+    with_strong = strong_label_clips(strong_labels)
     kept = set().union(
         *(s.clips["ytid"].iloc[s.attention_rows].astype(str) for s in scores.rotations.values())
     )

@@ -39,6 +39,7 @@ def mean_std(values: Sequence[float], ddof: int) -> dict[str, float]:
 
 def _method_metrics(y_true, result, classes, texts) -> dict[str, Any]:
     metrics = classification_metrics(y_true, result.predictions, result.scores)
+    n_positives = y_true.sum(axis=0)
     per_class = {
         mid: {
             "text": texts.get(mid, mid),
@@ -46,7 +47,7 @@ def _method_metrics(y_true, result, classes, texts) -> dict[str, Any]:
             "ap": None
             if np.isnan(metrics["per_class_ap"][j])
             else float(metrics["per_class_ap"][j]),
-            "n_test_positives": int(y_true[:, j].sum()),
+            "n_test_positives": int(n_positives[j]),
         }
         for j, mid in enumerate(classes)
     }

