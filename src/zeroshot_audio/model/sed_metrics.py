@@ -250,7 +250,7 @@ def event_based_metrics(
         offset_hit = (
             np.round(
                 np.abs(det_off[..., None] - event_off[:, None, :]) - collar[:, None, :], _DECIMALS
-            )  # fmt: skip
+            )
             <= 0.0
         )
         hit = (det_off > det_on)[..., None] & onset_hit & offset_hit & is_event[:, None, :]
