@@ -91,6 +91,10 @@ class SedReference:
         seen = {mid for events in self.events.values() for _, _, mid in events}
         return tuple(c for c in self.classes if c in seen)
 
+    def frame_edges(self, n_segments: int) -> np.ndarray:
+        """The n_segments + 1 boundaries (seconds, rounded as the libraries round) of the grid."""
+        return np.round(np.arange(n_segments + 1) * self.segment_s, _DECIMALS)
+
     def subset(self, rows: Sequence[int], classes: Sequence[str]) -> SedReference:
         """The clips at ``rows`` and only the events of ``classes``."""
         clips = tuple(self.clips[i] for i in rows)
@@ -181,7 +185,7 @@ def segment_based_metrics(
     shape = (len(reference.clips), n_slots, len(reference.classes))
     truth = _rasterise(shape, *_event_arrays(reference), time_resolution)
     # a decision segment t covers [t s, (t + 1) s); a run of them rasterises as its one event would
-    edges = np.round(np.arange(grid.shape[1] + 1) * reference.segment_s, _DECIMALS)
+    edges = reference.frame_edges(grid.shape[1])
     clip_index, segment, class_index = np.nonzero(grid)
     system = _rasterise(
         shape, clip_index, class_index, edges[segment], edges[segment + 1], time_resolution
@@ -236,7 +240,7 @@ def event_based_metrics(
     grid = _check_grid(decisions, reference, "decisions").astype(bool)
     grid &= _valid_mask(reference, grid.shape[1])[:, :, None]
     n_classes = len(reference.classes)
-    edges = np.round(np.arange(grid.shape[1] + 1) * reference.segment_s, _DECIMALS)
+    edges = reference.frame_edges(grid.shape[1])
     run_starts = grid & ~np.pad(grid, ((0, 0), (1, 0), (0, 0)))[:, :-1]
     n_estimated = run_starts.sum(axis=(0, 1)).astype(float)
     tp = np.zeros(n_classes)
@@ -455,7 +459,7 @@ def _score_frames(grid: np.ndarray, reference: SedReference) -> dict[str, pd.Dat
     Built as one float block under an object column index: pandas 3 infers Arrow strings for a
     list of names and inserts column by column, which cost ~20x more per clip."""
     columns = pd.Index(["onset", "offset", *reference.classes], dtype=object)
-    edges = np.round(np.arange(grid.shape[1] + 1) * reference.segment_s, _DECIMALS)
+    edges = reference.frame_edges(grid.shape[1])
     frames = {}
     for i, (clip, n) in enumerate(zip(reference.clips, reference.n_valid, strict=True)):
         values = np.empty((n, len(columns)))
@@ -509,7 +513,7 @@ def _segment_counts(
     n_segments = np.ceil(durations / SEGMENT_RESOLUTION_S).astype(int)
     width = int(n_segments.max())
     bounds = np.round(np.arange(width + 1) * SEGMENT_RESOLUTION_S, _DECIMALS)
-    edges = np.round(np.arange(grid.shape[1] + 1) * reference.segment_s, _DECIMALS)
+    edges = reference.frame_edges(grid.shape[1])
     scores = np.zeros((grid.shape[0], width, grid.shape[2]))
     for n in np.unique(n_valid):
         rows, stamps = np.flatnonzero(n_valid == n), edges[: n + 1]
@@ -577,11 +581,9 @@ def _psds_count_changes(
     each local minimum (the library's shortcut). With reference events, the counts at each of
     the clip's distinct scores follow the intersection criteria (DTC, GTC), batched over
     (clip, class) pairs; a change is kept where either count changes."""
-    n_clips, n_frames, n_classes = grid.shape
+    n_frames = grid.shape[1]
     scores = np.where(_valid_mask(reference, n_frames)[:, :, None], grid, -np.inf)
-    rows, columns, _, _ = _event_arrays(reference)
-    has_event = np.zeros((n_clips, n_classes), dtype=bool)
-    has_event[rows, columns] = True
+    has_event = _reference_presence(reference)
     before = np.pad(scores, ((0, 0), (1, 0), (0, 0)), constant_values=-np.inf)[:, :-1]
     after = np.pad(scores, ((0, 0), (0, 1), (0, 0)), constant_values=-np.inf)[:, 1:]
     births = ((scores > before).astype(int) - (after > scores)) * (scores > -np.inf)
@@ -589,7 +591,7 @@ def _psds_count_changes(
     parts = [
         (column, scores[clip, frame, column], np.zeros(len(clip)), births[clip, frame, column])
     ]
-    edges = np.round(np.arange(n_frames + 1) * reference.segment_s, _DECIMALS)
+    edges = reference.frame_edges(n_frames)
     for rows, columns, event_on, event_off, is_event in _pair_blocks(reference):
         pair_scores = scores[rows, :, columns]
         tp, fp = _intersection_counts(pair_scores, edges, event_on, event_off, is_event)
