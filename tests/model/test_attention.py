@@ -142,3 +142,61 @@ def test_standardisation_buffers_travel_with_the_checkpoint(model):
         torch.testing.assert_close(restored(x, mask, labels).scores, model(x, mask, labels).scores)
         # (x - 3) / 2 is what the projection sees
         torch.testing.assert_close(model.embed_segments(x), model.acoustic((x - 3.0) / 2.0))
+
+
+@pytest.mark.parametrize("uint8", [False, True])
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(gamma=0.3),
+        dict(gamma=0.0),
+        dict(gamma=1.0, tau=0.5),
+        dict(gamma=0.7, n_layers=2),
+    ],
+    ids=["gamma0.3", "uniform", "attended-tau0.5", "two-layers"],
+)
+def test_fast_scoring_path_equals_forward(config, uint8):
+    """``score`` (folded weights, sigmoid form, padded classes, attention of some rows) gives
+    ``forward``'s scores and attention; padding, clips without audio and gamma = 0 included."""
+    torch.manual_seed(0)
+    model = TemporalAttentionModel(ModelConfig(semantic_dim=12, joint_dim=16, **config)).eval()
+    model.set_segment_statistics(0.3 * torch.randn(128), 0.5 + torch.rand(128))
+    x, mask, labels = _inputs(n_valid=(3, 6, 0, 6, 1), n_classes=21)
+    if uint8:
+        x = torch.randint(0, 256, x.shape, dtype=torch.uint8)
+    with torch.no_grad():
+        reference = model(x, mask, labels)
+    fast = model.score(x, mask, labels)
+    torch.testing.assert_close(fast.scores, reference.scores, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.attention, reference.attention, rtol=1e-5, atol=1e-6)
+    rows = torch.tensor([True, False, True, False, True])
+    some = model.score(x, mask, labels, gamma=0.0, attention_rows=rows)
+    with torch.no_grad():
+        uniform = model(x, mask, labels, gamma=0.0)
+    torch.testing.assert_close(some.scores, uniform.scores, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(some.attention, uniform.attention[rows], rtol=1e-5, atol=1e-6)
+    none = model.score(x, mask, labels, attention_rows=torch.zeros(5, dtype=torch.bool))
+    assert none.attention.shape == (0, 6, 21)
+    torch.testing.assert_close(none.scores, reference.scores, rtol=1e-5, atol=1e-5)
+
+
+def test_fast_scoring_path_refuses_training_mode(model):
+    x, mask, labels = _inputs()
+    with pytest.raises(RuntimeError, match="eval"):
+        model.train().score(x, mask, labels)
+
+
+def test_fast_scoring_path_under_autocast_stays_close_to_forward():
+    """Under autocast (bf16 on a GPU) ``score`` runs in mixed dtypes (its tanh form, not the
+    float32 sigmoid form); its error is that of ``forward`` under the same autocast."""
+    torch.manual_seed(0)
+    model = TemporalAttentionModel(ModelConfig(semantic_dim=12, joint_dim=16, gamma=0.4)).eval()
+    x, mask, labels = _inputs(n_valid=(3, 6, 0, 6, 1), n_classes=21)
+    with torch.no_grad():
+        exact = model(x, mask, labels).scores
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad():
+            error_forward = (model(x, mask, labels).scores.float() - exact).abs().max()
+        fast = model.score(x, mask, labels)
+    assert torch.isfinite(fast.scores).all()
+    assert (fast.scores.float() - exact).abs().max() <= 2 * error_forward + 1e-3

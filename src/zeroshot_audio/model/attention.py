@@ -30,7 +30,11 @@ from torch import Tensor, nn
 from zeroshot_audio.config import build_strict
 from zeroshot_audio.contracts.checkpoint import Checkpoint
 from zeroshot_audio.contracts.segment_table import EMBEDDING_SIZE as SEGMENT_DIM
-from zeroshot_audio.contracts.segment_table import dequantize
+from zeroshot_audio.contracts.segment_table import QUANTIZE_MIN, QUANTIZE_STEP, dequantize
+
+# ``score`` pads the class dimension of its [B*T, D] x [D, C] product to a multiple of this: at
+# AudioSet's ~130 test classes MKL's sgemm ran 1.5x slower at C = 130 than at C = 144 (AVX2 CPU).
+_CLASS_PAD = 16
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,86 @@ class TemporalAttentionModel(nn.Module):
         uniform = (g * mask).sum(dim=1) / n_valid
         scores = gamma * attended + (1.0 - gamma) * uniform
         return ModelOutput(scores=scores, attention=attention)
+
+    @torch.no_grad()
+    def score(
+        self,
+        segments: Tensor,
+        valid_mask: Tensor,
+        label_embeddings: Tensor,
+        gamma: float | None = None,
+        attention_rows: Tensor | None = None,
+    ) -> ModelOutput:
+        """``forward``'s numbers (to float32 rounding, tested) for scoring many clips, faster.
+
+        Why a second path: evaluating AudioSet's test folds is millions of clip forwards, and
+        ``forward`` is written to be read and trained. Here, in eval mode and without gradients:
+        the dequantisation and standardisation are folded into the first layer's weights; on
+        float32 the joint-space tanh is computed as ``2 * sigmoid(2h) - 1`` (sigmoid is ~2x
+        faster than tanh on CPU), whose affine part folds into the class product and the mean;
+        the uniform score is ``mean_t(a) . s`` (no [B, T, C] pass); the [B, T, C] compatibilities
+        are only formed when ``gamma > 0`` or attention is asked for, and padding is masked in
+        place on the padded clips only. On a 2-core CPU: 1.7x ``forward`` with attention, 4.3x
+        for the uniform model. ``attention_rows`` (bool [B]) returns the attention of those clips
+        only ([m, T, C]); None returns all of it.
+        """
+        if self.training:
+            raise RuntimeError("score() folds eval-mode weights; call model.eval() first")
+        gamma = self.config.gamma if gamma is None else gamma
+        n_clips, n_segments, _ = segments.shape
+        linears = [layer for layer in self.acoustic if isinstance(layer, nn.Linear)]
+        step, low = (QUANTIZE_STEP, QUANTIZE_MIN) if segments.dtype == torch.uint8 else (1.0, 0.0)
+        scale = step / self.segment_std  # x_standardised = u8 * scale + shift
+        shift = (low - self.segment_mean) / self.segment_std
+        # float32 only: in bf16, 2u - 1 near u = 0.5 keeps fewer bits than tanh near 0
+        sigmoid_form = not torch.is_autocast_enabled(segments.device.type)
+        h = segments.reshape(n_clips * n_segments, -1).to(torch.float32)
+        for i, linear in enumerate(linears):
+            weight, bias = linear.weight, linear.bias
+            if i == 0:
+                weight, bias = weight * scale, bias + weight @ shift
+            if i == len(linears) - 1 and sigmoid_form:  # h holds u = (a + 1) / 2 from here on
+                h = torch.addmm(2 * bias, h, 2 * weight.T).sigmoid_()
+            else:
+                h = torch.addmm(bias, h, weight.T).tanh_()
+        s = self.embed_labels(label_embeddings)  # [C, D]
+        n_classes = s.shape[0]
+        s = torch.cat([s, s.new_zeros((-n_classes) % _CLASS_PAD, s.shape[1])])
+        # a . s = (2u - 1) . s = u . 2s - sum(s): one product with a bias
+        product_weight, product_bias = (2 * s.T, -s.sum(dim=1)) if sigmoid_form else (s.T, None)
+
+        valid = valid_mask.to(h.dtype)
+        n_valid = valid.sum(dim=1, keepdim=True)
+        pooled = torch.bmm(valid[:, None, :], h.view(n_clips, n_segments, -1))[:, 0]  # [B, D]
+        if sigmoid_form:
+            pooled = 2 * pooled - n_valid
+        uniform = (pooled / n_valid.clamp(min=1)) @ s.T  # [B, C]
+
+        if gamma == 0:  # the scores need no compatibilities: form them for the asked attention only
+            rows = torch.ones(n_clips, dtype=torch.bool, device=h.device)
+            if attention_rows is not None:
+                rows = attention_rows.to(h.device, torch.bool)
+            h = h.view(n_clips, n_segments, -1)[rows].reshape(-1, h.shape[1])
+            valid_mask, valid, attention_rows = valid_mask[rows], valid[rows], None
+        g = torch.addmm(product_bias, h, product_weight) if sigmoid_form else h @ product_weight
+        g = g.view(-1, n_segments, s.shape[0])  # [B, T, C]
+        logits = g if self.config.tau == 1.0 else g / self.config.tau
+        padded = ~valid_mask.all(dim=1)
+        if bool(padded.any()):  # in place, on the padded clips only: no copy of the whole batch
+            fill = ~valid_mask[padded][:, :, None]
+            logits[padded] = logits[padded].masked_fill(fill, torch.finfo(g.dtype).min)
+        weights = torch.softmax(logits, dim=1)
+        kept = slice(None) if attention_rows is None else attention_rows.to(h.device, torch.bool)
+        attention = (weights[kept] * valid[kept][:, :, None])[..., :n_classes]
+        if gamma == 0:
+            return ModelOutput(scores=uniform[:, :n_classes], attention=attention)
+        # g may hold the fill on padding (tau = 1), where the weights are 0; a clip without audio
+        # (weights 1 / T on the fill) attends to nothing: 0, as in forward
+        # (under CUDA autocast the softmax is float32 and g bfloat16: vecdot wants one dtype)
+        attended = torch.linalg.vecdot(weights, g.to(weights.dtype), dim=1)
+        attended = torch.where(n_valid > 0, attended, 0.0)
+        scores = gamma * attended + (1.0 - gamma) * uniform
+        return ModelOutput(scores=scores[:, :n_classes], attention=attention)
 
     def checkpoint(self) -> dict[str, Any]:
         """Plain-data weights (config dict + CPU state_dict), loadable with

@@ -249,15 +249,19 @@ def score_clips(
     """
     model.eval()
     keep = None
-    if attention_for is not None:
-        keep = torch.as_tensor(np.asarray(attention_for, dtype=bool), device=clips.device)
+    if attention_for is not None or not with_attention:
+        keep = torch.as_tensor(
+            np.asarray(attention_for if with_attention else np.zeros(len(clips)), dtype=bool),
+            device=clips.device,
+        )
     scores, attention = [], []
     loss_sum, loss_clips = 0.0, 0
     for start in range(0, len(clips), batch_size):
         positions = torch.arange(start, min(start + batch_size, len(clips)), device=clips.device)
         x, mask, targets = clips.batch(positions)
+        rows = None if keep is None else keep[positions]
         with _autocast(clips.device, mixed_precision):
-            out = model(x, mask, clips.label_embeddings, gamma=gamma)
+            out = model.score(x, mask, clips.label_embeddings, gamma=gamma, attention_rows=rows)
         batch_scores = out.scores.float()
         if margin is not None:
             n_with_positive = int(targets.any(dim=1).sum())
@@ -265,10 +269,7 @@ def score_clips(
             loss_clips += n_with_positive
         scores.append(batch_scores.cpu())
         if with_attention:
-            batch_attention = out.attention.float()
-            if keep is not None:
-                batch_attention = batch_attention[keep[positions]]
-            attention.append(batch_attention.cpu())
+            attention.append(out.attention.float().cpu())
     n_classes = clips.label_embeddings.shape[0]
     result: dict[str, Any] = {
         "scores": torch.cat(scores).numpy() if scores else np.zeros((0, n_classes), np.float32)
