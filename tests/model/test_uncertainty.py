@@ -15,7 +15,7 @@ from zeroshot_audio.model.uncertainty import (
     clip_set_metrics,
     format_difference,
     paired_bootstrap,
-    pooled_paired_bootstrap,
+    stratified_paired_bootstrap,
 )
 
 
@@ -130,8 +130,7 @@ def test_interval_width_shrinks_with_more_clips():
 
 def test_pooled_estimate_is_the_mean_of_rotations_with_their_own_classes():
     rotations = [_rotation(9, n=50, c=5), _rotation(10, n=70, c=8), _rotation(11, n=40, c=3)]
-    pooled = pooled_paired_bootstrap(rotations, seed=0)
-    single = [paired_bootstrap(r, seed=0) for r in rotations]
+    single, pooled = stratified_paired_bootstrap(rotations, seed=0)
     for metric, interval in pooled.items():
         assert interval.estimate == pytest.approx(np.mean([s[metric].estimate for s in single]))
         assert interval.n_clips == 160
@@ -139,7 +138,36 @@ def test_pooled_estimate_is_the_mean_of_rotations_with_their_own_classes():
         # pooling three rotations narrows the interval compared with a single rotation's
         widths = [s[metric].high - s[metric].low for s in single]
         assert interval.high - interval.low < max(widths)
-    assert pooled_paired_bootstrap(rotations[:1], seed=3) == paired_bootstrap(rotations[0], seed=3)
+    assert stratified_paired_bootstrap(rotations[:1], seed=3) == (
+        [paired_bootstrap(rotations[0], seed=3)],
+        paired_bootstrap(rotations[0], seed=3),
+    )
+    # each rotation's own interval is the one-rotation bootstrap of it (its own stream)
+    assert single[0]["map"].estimate == paired_bootstrap(rotations[0])["map"].estimate
+
+
+def test_pooled_distribution_is_the_mean_of_the_rotations_resample_by_resample(monkeypatch):
+    """The pooled interval is taken from the per-rotation resamples, not from new ones: the
+    percentile interval of the resample-wise mean of the rotations' distributions."""
+    from zeroshot_audio.model import uncertainty
+
+    rotations = [_rotation(9, n=50, c=5), _rotation(10, n=70, c=8)]
+    calls = []
+    real = uncertainty._bootstrap
+
+    def recording(data, statistic, **kwargs):
+        result, caught = real(data, statistic, **kwargs)
+        calls.append((kwargs["n_resamples"], np.asarray(result.bootstrap_distribution)))
+        return result, caught
+
+    monkeypatch.setattr(uncertainty, "_bootstrap", recording)
+    _, pooled = stratified_paired_bootstrap(rotations, seed=4)
+    assert [n for n, _ in calls] == [1000, 1000, 0]  # two rotations resampled, pooled reuses them
+    mean = (calls[0][1] + calls[1][1]) / 2
+    np.testing.assert_array_equal(calls[2][1], mean)
+    for m, metric in enumerate(("micro_f1", "macro_f1", "map")):
+        low, high = np.quantile(mean[m], [0.025, 0.975])
+        assert (pooled[metric].low, pooled[metric].high) == pytest.approx((low, high))
 
 
 def test_format_difference_in_points():
@@ -167,4 +195,4 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match=">= 1000"):
         paired_bootstrap(paired, n_resamples=200)
     with pytest.raises(ValueError, match="no rotation"):
-        pooled_paired_bootstrap([])
+        stratified_paired_bootstrap([])

@@ -19,8 +19,7 @@ from zeroshot_audio.model.metrics import ZERO_DIVISION, classification_metrics
 from zeroshot_audio.model.uncertainty import (
     PairedScores,
     format_difference,
-    paired_bootstrap,
-    pooled_paired_bootstrap,
+    stratified_paired_bootstrap,
 )
 from zeroshot_audio.report.per_class import METHOD_A, METHOD_B, per_class_ap_table
 
@@ -172,8 +171,8 @@ def paired_differences(
         "interval_method": config.interval_method,
         "seed": int(np.random.SeedSequence([seed, BOOTSTRAP_STREAM]).generate_state(1)[0]),
     }
-    intervals = {name: paired_bootstrap(p, **options) for name, p in paired.items()}
-    intervals["pooled"] = pooled_paired_bootstrap(list(paired.values()), **options)
+    per_rotation, pooled = stratified_paired_bootstrap(list(paired.values()), **options)
+    intervals = {**dict(zip(paired, per_rotation, strict=True)), "pooled": pooled}
     short_a, short_b = SHORT_NAMES.get(method_a, method_a), SHORT_NAMES.get(method_b, method_b)
     key = f"evaluate/difference/{method_a}_minus_{method_b}"
     metrics: dict[str, float] = {}

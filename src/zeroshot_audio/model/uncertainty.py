@@ -14,9 +14,11 @@ always evaluated on the same resampled clips, the bootstrap is paired by constru
 becomes a [B, N] matrix of clip multiplicities ``w`` and every count is ``w @ per_clip_counts``.
 
 Pooled over rotations (each rotation has its own test classes): a *stratified* bootstrap. Each
-rotation's clips are resampled within that rotation (scipy resamples several samples
-independently when ``paired=False``), every rotation's difference is computed on its own class
-set, and the pooled statistic is the mean of the per-rotation differences. That is the quantity the
+rotation's clips are resampled within that rotation, from its own seeded stream, every
+rotation's difference is computed on its own class set, and the pooled statistic is the mean of
+the per-rotation differences: its bootstrap distribution is the mean of the rotations'
+distributions, resample by resample (scipy then gives the interval of that distribution, with
+the pooled jackknife for BCa), so the resampling is done once per rotation. That is the quantity the
 results table reports (mean over rotations), so the interval belongs to the table's numbers;
 concatenating clips of different class sets into one macro-F1 or mAP would average classes that
 were never candidates for the same clip.
@@ -37,6 +39,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 from scipy.stats import bootstrap
@@ -232,27 +236,30 @@ def paired_bootstrap(
     interval_method: str = "percentile",
 ) -> dict[str, DifferenceInterval]:
     """A - B in micro-F1, macro-F1 and mAP on one rotation's clips, with bootstrap intervals."""
-    return pooled_paired_bootstrap(
+    return stratified_paired_bootstrap(
         [paired],
         n_resamples=n_resamples,
         confidence_level=confidence_level,
         seed=seed,
         interval_method=interval_method,
-    )
+    )[1]
 
 
-def pooled_paired_bootstrap(
+def stratified_paired_bootstrap(
     rotations: Sequence[PairedScores],
     *,
     n_resamples: int = 1000,
     confidence_level: float = 0.95,
     seed: int = 0,
     interval_method: str = "percentile",
-) -> dict[str, DifferenceInterval]:
-    """Mean over rotations of A - B, clips resampled within each rotation (stratified).
+) -> tuple[list[dict[str, DifferenceInterval]], dict[str, DifferenceInterval]]:
+    """Each rotation's A - B interval, and the pooled one: the mean over rotations of A - B.
 
-    With one rotation this is the plain paired bootstrap over its clips. ``seed`` makes the
-    resamples (hence the interval) reproducible.
+    Every rotation's clips are resampled within it (stratified), from its own seeded stream. The
+    pooled bootstrap distribution is the mean of the rotations' distributions, resample by
+    resample: the rotations' resamples are independent, so each mean is a draw of the stratified
+    bootstrap, and the resampling work is done once for both. With one rotation the pooled
+    interval is that rotation's. ``seed`` makes the resamples (hence the intervals) reproducible.
     """
     if not rotations:
         raise ValueError("no rotation to bootstrap")
@@ -263,9 +270,41 @@ def pooled_paired_bootstrap(
     if interval_method not in INTERVAL_METHODS:
         raise ValueError(f"interval_method must be one of {INTERVAL_METHODS}")
     counts = [_Counts(r) for r in rotations]
+    streams = np.random.SeedSequence(seed).spawn(len(rotations))
+    options = {"confidence_level": confidence_level, "method": interval_method}
+    per_rotation, distributions = [], []
+    for rotation, stream in zip(counts, streams, strict=True):
+        data = (np.arange(rotation.y.shape[0]),)
+        statistic = _mean_difference([rotation])
+        result, caught = _bootstrap(
+            data,
+            statistic,
+            n_resamples=n_resamples,
+            batch=max(1, _BATCH_ELEMENTS // len(data[0])),
+            rng=np.random.default_rng(stream),
+            **options,
+        )
+        per_rotation.append(_intervals(result, caught, statistic(*data), len(data[0]), options))
+        distributions.append(np.asarray(result.bootstrap_distribution))
+    if len(rotations) == 1:
+        return per_rotation, per_rotation[0]
+    data = tuple(np.arange(c.y.shape[0]) for c in counts)
+    statistic = _mean_difference(counts)
+    result, caught = _bootstrap(  # no new resample: the interval of the pooled distribution
+        data,
+        statistic,
+        n_resamples=0,
+        bootstrap_result=SimpleNamespace(bootstrap_distribution=np.mean(distributions, axis=0)),
+        **options,
+    )
+    n_clips = sum(len(d) for d in data)
+    return per_rotation, _intervals(result, caught, statistic(*data), n_clips, options)
+
+
+def _mean_difference(counts: Sequence[_Counts]):
+    """scipy's vectorised statistic: [3, ...], the mean over ``counts``' rotations of A - B."""
 
     def statistic(*indices: np.ndarray, axis: int = -1) -> np.ndarray:
-        """[3, ...]: mean over rotations of A - B; indices are [..., N_r] (resamples first)."""
         del axis  # scipy moves the resampled axis last; multiplicities are taken along it
         lead = np.shape(indices[0])[:-1]
         per_rotation = [
@@ -274,21 +313,21 @@ def pooled_paired_bootstrap(
         ]
         return np.mean(per_rotation, axis=0).reshape((len(METRICS), *lead))
 
-    data = tuple(np.arange(r.n_clips) for r in rotations)
-    estimate = statistic(*data)
+    return statistic
+
+
+def _bootstrap(data: tuple[np.ndarray, ...], statistic, **kwargs) -> tuple[Any, list]:
+    """scipy's bootstrap on clip indices (paired=False: each rotation's indices resampled on
+    their own), with its warnings caught for ``_intervals`` to judge."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = bootstrap(
-            data,
-            statistic,
-            n_resamples=n_resamples,
-            batch=max(1, _BATCH_ELEMENTS // max(r.n_clips for r in rotations)),
-            vectorized=True,
-            paired=False,  # one index sample per rotation, each resampled on its own: stratified
-            confidence_level=confidence_level,
-            method=interval_method,
-            rng=np.random.default_rng(seed),
-        )
+        result = bootstrap(data, statistic, vectorized=True, paired=False, **kwargs)
+    return result, caught
+
+
+def _intervals(
+    result: Any, caught: list, estimate: np.ndarray, n_clips: int, options: dict[str, Any]
+) -> dict[str, DifferenceInterval]:
     distribution = np.asarray(result.bootstrap_distribution)
     degenerate = np.ptp(distribution, axis=1) == 0.0
     if not degenerate.all():  # scipy's warnings about degenerate metrics are answered below
@@ -307,10 +346,10 @@ def pooled_paired_bootstrap(
             estimate=float(estimate[m]),
             low=low,
             high=high,
-            confidence_level=confidence_level,
-            n_resamples=n_resamples,
-            n_clips=sum(r.n_clips for r in rotations),
-            interval_method=interval_method,
+            confidence_level=options["confidence_level"],
+            n_resamples=distribution.shape[1],
+            n_clips=n_clips,
+            interval_method=options["method"],
         )
     return intervals
 
