@@ -244,7 +244,7 @@ def score_rotation(
     embeddings = label_matrix(label_embeddings, classes)
     parts = test_clips["part"].to_numpy()
     keep = np.ones(len(test_clips), bool) if attention_for is None else np.asarray(attention_for)
-    methods = {"zero_rule": _zero_rule(table, model_splits, rotation, classes, parts)}
+    methods = {"zero_rule": _zero_rule(y_true, parts)}
     for method, group in checkpoints.items():
         methods[method] = _score_method(
             table, group, test_clips, y_true, embeddings, parts, keep, config
@@ -269,31 +269,19 @@ def score_rotation(
     )
 
 
-def _zero_rule(
-    table: ClipTable,
-    model_splits: pd.DataFrame,
-    rotation: str,
-    classes: list[str],
-    parts: np.ndarray,
-) -> MethodScores:
-    """The zero-rule of each part from the other parts' clips (the supervised models' clips)."""
-    scores = np.zeros((len(parts), len(classes)), dtype=np.float32)  # as the models' scores
-    predictions = np.zeros((len(parts), len(classes)), dtype=bool)
+def _zero_rule(y_true: np.ndarray, parts: np.ndarray) -> MethodScores:
+    """The zero-rule of each part from the other parts' test clips.
+
+    Those are exactly the clips that part's supervised model learnt from (its
+    ``supervised_train`` and ``supervised_validation`` rows, ``protocol.model_splits``), so the
+    labels come from the rotation's targets instead of a second lookup in the clip table.
+    """
+    scores = np.zeros(y_true.shape, dtype=np.float32)  # as the models' scores
+    predictions = np.zeros(y_true.shape, dtype=bool)
     part_k: dict[int, int] = {}
     for part in np.unique(parts):
         rows = parts == part
-        reference = pd.concat(
-            [
-                table.role(model_splits, rotation, role, int(part))
-                for role in ("supervised_train", "supervised_validation")
-            ]
-        )
-        if reference.empty:  # no cross-fitting: the other parts are the reference
-            reference = table.role(model_splits, rotation, "test")
-            reference = reference[reference["part"] != part]
-        zr_scores, zr_predictions, k = zero_rule(
-            multi_hot(reference["labels"], classes), int(rows.sum())
-        )
+        zr_scores, zr_predictions, k = zero_rule(y_true[~rows], int(rows.sum()))
         scores[rows], predictions[rows], part_k[int(part)] = zr_scores, zr_predictions, k
     k_values = set(part_k.values())
     return MethodScores(
