@@ -50,6 +50,10 @@ def test_the_release_format_becomes_the_events_table(tmp_path) -> None:
     ("line", "message"),
     [
         ("b0RFKhbpFJA\t0.0\t1.0\t/m/03m9d0z", "segment_id 'b0RFKhbpFJA' is not <YTID>_<start ms>"),
+        ("b0RFKhbpFJA_-5\t0.0\t1.0\t/m/03m9d0z", "segment_id 'b0RFKhbpFJA_-5' is not <YTID>"),
+        ("_30000\t0.0\t1.0\t/m/03m9d0z", "segment_id '_30000' is not <YTID>_<start ms>"),
+        ("b0RFKhbpFJA_\t0.0\t1.0\t/m/03m9d0z", "segment_id 'b0RFKhbpFJA_' is not <YTID>"),
+        ("b0RFKhbpFJA_3e4\t0.0\t1.0\t/m/03m9d0z", "segment_id 'b0RFKhbpFJA_3e4' is not <YTID>"),
         ("b0RFKhbpFJA_30000\t0.0\t/m/03m9d0z", "3 tab-separated fields, expected 4"),
         ("b0RFKhbpFJA_30000\tabc\t1.0\t/m/03m9d0z", "are not numbers"),
         ("b0RFKhbpFJA_30000\t4.0\t1.0\t/m/03m9d0z", "need 0 <= start <= end"),
@@ -102,3 +106,19 @@ def test_the_column_wise_reader_gives_what_the_line_reader_gives() -> None:
     assert (
         strong_labels._parse_well_formed(TRAIN_TSV + "b0RFKhbpFJA_30000\t1_0\t1e0\t/m/0\n") is None
     )
+
+
+@pytest.mark.parametrize(
+    "segment_id",
+    ["abc_12_34000", "  abc_120 ", "abc_120\u00a0", "ab\u00e9_7", "x__5", "9_9"],
+    ids=["digits-between-underscores", "ascii-spaces", "non-ascii-space", "non-ascii", "__", "9_9"],
+)
+def test_the_column_wise_split_of_segment_ids_is_the_regex_split(segment_id: str) -> None:
+    """The Arrow path splits ``YTID_startms`` at the last underscore; whatever it accepts must be
+    what the line reader (the regex) makes of it."""
+    from zeroshot_audio.metadata import strong_labels
+
+    text = "\t".join(strong_labels.COLUMNS) + f"\n{segment_id}\t0.5\t1.0\t/m/0\n"
+    fast = strong_labels._parse_well_formed(text)
+    assert fast is not None
+    assert_frame_equal(fast, strong_labels._parse_line_by_line(text, "x.tsv"))

@@ -42,9 +42,7 @@ class StrongLabelsDataset(AbstractDataset[None, pd.DataFrame]):
                     "https://research.google.com/audioset/download_strong.html"
                 )
             logger.warning("strong-label file %s not found: localisation goes without it", path)
-        events = read_strong_labels(present)
-        logger.info("strong labels: %d events of %d clips", len(events), events["clip"].nunique())
-        return events
+        return read_strong_labels(present)
 
     def save(self, data: None) -> None:
         raise DatasetError("StrongLabelsDataset is read-only")
