@@ -352,11 +352,14 @@ def _score_method(
             attention_for=keep[index],
         )
         value = checkpoint.threshold if rule.rule == "tuned" else float(rule.fixed)
-        scores[index] = scored["scores"]
         predictions[index] = apply_threshold_rule(
             scored["scores"], rule.rule, threshold=value, k=int(rule.top_k)
         )
-        attention[kept_position[index[keep[index]]]] = scored["attention"]
+        if len(selections) == 1:  # every clip, in order: keep the arrays instead of a copy
+            scores, attention = scored["scores"], scored["attention"]
+        else:
+            scores[index] = scored["scores"]
+            attention[kept_position[index[keep[index]]]] = scored["attention"]
         if checkpoint.crossfit_part is not None:
             thresholds[int(checkpoint.crossfit_part)] = float(value)
     value = group[0].threshold if rule.rule == "tuned" else float(rule.fixed)

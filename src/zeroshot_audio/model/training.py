@@ -248,16 +248,22 @@ def score_clips(
     order): the attention of a large test split need not be held whole when a few clips use it.
     """
     model.eval()
+    n_clips, n_classes = len(clips), clips.label_embeddings.shape[0]
     keep = None
     if attention_for is not None or not with_attention:
         keep = torch.as_tensor(
-            np.asarray(attention_for if with_attention else np.zeros(len(clips)), dtype=bool),
+            np.asarray(attention_for if with_attention else np.zeros(n_clips), dtype=bool),
             device=clips.device,
         )
-    scores, attention = [], []
-    loss_sum, loss_clips = 0.0, 0
-    for start in range(0, len(clips), batch_size):
-        positions = torch.arange(start, min(start + batch_size, len(clips)), device=clips.device)
+    # filled batch by batch: no list of batches to concatenate (a second copy of a large split)
+    scores = np.empty((n_clips, n_classes), dtype=np.float32)
+    n_kept = n_clips if keep is None else int(keep.sum())
+    attention = np.empty(
+        (n_kept if with_attention else 0, clips.segments.shape[1], n_classes), np.float32
+    )
+    loss_sum, loss_clips, kept_so_far = 0.0, 0, 0
+    for start in range(0, n_clips, batch_size):
+        positions = torch.arange(start, min(start + batch_size, n_clips), device=clips.device)
         x, mask, targets = clips.batch(positions)
         rows = None if keep is None else keep[positions]
         with _autocast(clips.device, mixed_precision):
@@ -267,19 +273,14 @@ def score_clips(
             n_with_positive = int(targets.any(dim=1).sum())
             loss_sum += float(warp_loss(batch_scores, targets, margin)) * n_with_positive
             loss_clips += n_with_positive
-        scores.append(batch_scores.cpu())
+        scores[start : start + len(positions)] = batch_scores.cpu().numpy()
         if with_attention:
-            attention.append(out.attention.float().cpu())
-    n_classes = clips.label_embeddings.shape[0]
-    result: dict[str, Any] = {
-        "scores": torch.cat(scores).numpy() if scores else np.zeros((0, n_classes), np.float32)
-    }
+            batch_attention = out.attention.float().cpu().numpy()
+            attention[kept_so_far : kept_so_far + len(batch_attention)] = batch_attention
+            kept_so_far += len(batch_attention)
+    result: dict[str, Any] = {"scores": scores}
     if with_attention:
-        result["attention"] = (
-            torch.cat(attention).numpy()
-            if attention
-            else np.zeros((0, clips.segments.shape[1], n_classes), np.float32)
-        )
+        result["attention"] = attention
     if margin is not None:
         result["loss"] = loss_sum / max(loss_clips, 1)
     return result
