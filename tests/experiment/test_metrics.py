@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from zeroshot_audio.datasets.atomic import JSONDataset
 from zeroshot_audio.experiment.evaluate import (
     BootstrapConfig,
     EvaluationScores,
@@ -18,6 +19,7 @@ from zeroshot_audio.experiment.metrics import (
     per_class_ap,
     tag_report,
 )
+from zeroshot_audio.report.per_class import per_class_ap_table
 
 
 def hand_made_scores() -> EvaluationScores:
@@ -103,12 +105,51 @@ def test_paired_difference_is_attention_minus_uniform_and_seeded():
 
 def test_per_class_ap_has_one_row_per_rotation_and_class():
     scores = _with_uniform(lambda a: MethodScores(a.scores[:, ::-1].copy(), a.predictions))
-    table = per_class_ap(scores, {"/m/a": "Dog"})
+    table = per_class_ap(tag_report(scores, {"/m/a": "Dog"}, ddof=1))
     assert len(table) == 4 and set(table["rotation"]) == {"rot0", "rot1"}
     rot0 = table[table["rotation"] == "rot0"].set_index("mid")
     assert rot0.loc["/m/a", "ap_temporal_attention"] == 1.0  # perfect ranking
     assert rot0.loc["/m/a", "ap_uniform"] == 0.5  # reversed: positive ranked 2nd of 2
     assert rot0.loc["/m/a", "display_name"] == "Dog"
+
+
+def test_per_class_ap_read_from_the_saved_report_equals_the_table_of_the_scores(tmp_path):
+    """The per-class node reads the tag report as the catalog saved it (JSON) instead of
+    computing AP again; its table must be the one computed from the scores."""
+    rng = np.random.default_rng(5)
+    classes = ["/m/a", "/m/b", "/m/c", "/m/d"]
+    y_true = rng.random((80, 4)) < 0.3
+    y_true[:, 3] = False  # a class without a positive: NaN AP, kept last
+    scores = hand_made_scores()
+    for rotation in scores.rotations.values():
+        rotation.classes = classes
+        rotation.y_true = y_true
+        rotation.clips = pd.DataFrame({"ytid": [f"c{i}" for i in range(80)], "start_s": 0.0})
+        rotation.methods = {
+            name: MethodScores(values, values > 0.5)
+            for name, values in (
+                ("zero_rule", np.tile(rng.random(4), (80, 1))),
+                ("uniform", y_true * 0.3 + rng.random((80, 4))),
+                ("temporal_attention", np.round(y_true * 0.5 + rng.random((80, 4)), 1)),
+            )
+        }
+    texts = {"/m/a": "Dog", "/m/c": "Siren"}
+    dataset = JSONDataset(filepath=str(tmp_path / "report.json"))
+    dataset.save(tag_report(scores, texts, ddof=1))
+    expected = pd.concat(
+        [
+            per_class_ap_table(
+                r.y_true,
+                {m: r.methods[m].scores for m in ("zero_rule", "uniform", "temporal_attention")},
+                r.classes,
+                display_names=texts,
+                rotation=name,
+            )
+            for name, r in scores.rotations.items()
+        ],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(per_class_ap(dataset.load()), expected)
 
 
 def test_a_large_test_fold_is_bootstrapped_on_a_seeded_subsample_of_max_clips():

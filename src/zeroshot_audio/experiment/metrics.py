@@ -21,7 +21,7 @@ from zeroshot_audio.model.uncertainty import (
     format_difference,
     stratified_paired_bootstrap,
 )
-from zeroshot_audio.report.per_class import METHOD_A, METHOD_B, per_class_ap_table
+from zeroshot_audio.report.per_class import METHOD_A, METHOD_B, tabulate_per_class_ap
 
 SUMMARY_METRICS = ("micro_f1", "macro_f1", "map")
 SHORT_NAMES = {"temporal_attention": "attention", "uniform": "uniform"}
@@ -205,17 +205,32 @@ def paired_differences(
     }
 
 
-def per_class_ap(scores: EvaluationScores, texts: Mapping[str, str]) -> pd.DataFrame:
+def per_class_ap(report: Mapping[str, Any]) -> pd.DataFrame:
     """Per test class and rotation: AP of every method on all test clips (``report.per_class``),
-    attention - uniform first; rotations have disjoint test classes, so the tables concatenate."""
+    attention - uniform first; rotations have disjoint test classes, so the tables concatenate.
+
+    Read from a :func:`tag_report` (it computed every class's AP on all test clips already): at
+    AudioSet scale, computing them again cost ~10 s of evaluate.
+    """
     tables = []
-    for name, scored in scores.rotations.items():
-        if not {METHOD_A, METHOD_B} <= set(scored.methods):
+    for name, rotation in report["rotations"].items():
+        methods = rotation["methods"]
+        if not {METHOD_A, METHOD_B} <= set(methods):
             continue
-        methods = {m: scored.methods[m].scores for m in METHODS if m in scored.methods}
+        per_class = {m: methods[m]["per_class"] for m in METHODS if m in methods}
+        classes = list(per_class[METHOD_A])
+        first = per_class[METHOD_A]
         tables.append(
-            per_class_ap_table(
-                scored.y_true, methods, scored.classes, display_names=texts, rotation=name
+            tabulate_per_class_ap(
+                {
+                    method: [np.nan if rows[c]["ap"] is None else rows[c]["ap"] for c in classes]
+                    for method, rows in per_class.items()
+                },
+                classes,
+                [first[c]["n_test_positives"] for c in classes],
+                rotation["n_test_clips"],
+                display_names={c: first[c]["text"] for c in classes},
+                rotation=name,
             )
         )
     if not tables:

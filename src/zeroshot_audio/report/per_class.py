@@ -43,19 +43,43 @@ def per_class_ap_table(
     for method, values in scores.items():
         if np.shape(values) != targets.shape:
             raise ValueError(f"scores[{method!r}] {np.shape(values)} != targets {targets.shape}")
-    n_positives = targets.sum(axis=0)
+    return tabulate_per_class_ap(
+        {method: average_precision(targets, values) for method, values in scores.items()},
+        classes,
+        targets.sum(axis=0),
+        targets.shape[0],
+        display_names=display_names,
+        method_a=method_a,
+        method_b=method_b,
+        rotation=rotation,
+    )
+
+
+def tabulate_per_class_ap(
+    ap: Mapping[str, Sequence[float]],
+    classes: Sequence[str],
+    n_positives: Sequence[int],
+    n_clips: int,
+    *,
+    display_names: Mapping[str, str] | None = None,
+    method_a: str = METHOD_A,
+    method_b: str = METHOD_B,
+    rotation: str | None = None,
+) -> pd.DataFrame:
+    """:func:`per_class_ap_table` from APs already computed (``ap[method]`` per class, NaN for a
+    class without a positive), e.g. the ones in evaluate's tag report."""
     names = display_names or {}
     table = pd.DataFrame(
         {
             "rotation": rotation,
             "mid": [str(c) for c in classes],
             "display_name": [names.get(str(c), str(c)) for c in classes],
-            "n_clips": targets.shape[0],
-            "n_positives": n_positives.astype(int),
+            "n_clips": int(n_clips),
+            "n_positives": np.asarray(n_positives, dtype=int),
         }
     )
-    for method, values in scores.items():
-        table[f"ap_{method}"] = average_precision(targets, values)
+    for method, values in ap.items():
+        table[f"ap_{method}"] = np.asarray(values, dtype=np.float64)
     table["ap_difference"] = table[f"ap_{method_a}"] - table[f"ap_{method_b}"]
     if rotation is None:
         table = table.drop(columns="rotation")

@@ -76,7 +76,7 @@ def test_scores_feed_every_report_node_without_scoring_again(scored):
     assert (
         "evaluate/localisation/sed/temporal_attention/psds_mean" in localisation["mlflow_metrics"]
     )
-    per_class, figure = per_class_ap_outputs(scores, inputs["label_embeddings"], PARAMS["evaluate"])
+    per_class, figure = per_class_ap_outputs(report, PARAMS["evaluate"])
     n_classes = sum(len(r.classes) for r in scores.rotations.values())
     assert len(per_class) == n_classes and isinstance(figure, Figure)
     assert {"ap_temporal_attention", "ap_uniform", "ap_difference", "rotation"} <= set(per_class)

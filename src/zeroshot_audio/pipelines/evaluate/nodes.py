@@ -87,12 +87,12 @@ def summarise_evaluation(
 
 
 def per_class_ap_outputs(
-    test_scores: EvaluationScores, label_embeddings: pd.DataFrame, evaluate_params: dict[str, Any]
+    evaluation_report: dict[str, Any], evaluate_params: dict[str, Any]
 ) -> tuple[pd.DataFrame, Figure]:
-    """AP of every method per test class and rotation (all test clips), and the figure of the
-    classes where attention helps and hurts most against uniform."""
+    """AP of every method per test class and rotation (all test clips, as the report holds
+    them), and the figure of the classes where attention helps and hurts most against uniform."""
     config = EvaluateConfig.from_dict(evaluate_params)
-    table = per_class_ap(test_scores, label_texts(label_embeddings))
+    table = per_class_ap(evaluation_report)
     return table, per_class_ap_figure(table, k=config.per_class_figure_k)
 
 

@@ -64,7 +64,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 per_class_ap_outputs,
-                inputs=["test_scores", "label_embeddings", "params:evaluate"],
+                inputs=["evaluation_report", "params:evaluate"],
                 outputs=["per_class_ap", "per_class_ap_figure"],
                 name="per_class_ap",
             ),
