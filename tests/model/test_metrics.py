@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score
 
+from zeroshot_audio.model import metrics
 from zeroshot_audio.model.metrics import (
     ThresholdConfig,
     apply_threshold_rule,
@@ -151,4 +152,19 @@ def test_average_precision_refuses_nan_scores_naming_the_column():
     y = np.array([[1, 0], [0, 1], [1, 1]], dtype=bool)
     scores = np.array([[0.9, 0.1], [0.2, np.nan], [0.7, 0.4]])
     with pytest.raises(ValueError, match="class column 1"):
+        average_precision(y, scores)
+
+
+def test_average_precision_on_several_threads_equals_one_thread(monkeypatch):
+    """Blocks of classes run on a thread per core: the result (and the column a bad score is
+    reported in) must not depend on how many there are or which finishes first."""
+    rng = np.random.default_rng(11)
+    y = rng.random((500, 70)) < 0.1  # five blocks of columns
+    scores = rng.standard_normal((500, 70)) + y
+    monkeypatch.setattr(metrics, "available_cores", lambda: 1)
+    one_thread = average_precision(y, scores)
+    monkeypatch.setattr(metrics, "available_cores", lambda: 4)
+    np.testing.assert_array_equal(average_precision(y, scores), one_thread)
+    scores[3, 50] = np.inf
+    with pytest.raises(ValueError, match="class column 50 "):
         average_precision(y, scores)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from zeroshot_audio.model import metrics
 from zeroshot_audio.model.metrics import classification_metrics
 from zeroshot_audio.model.uncertainty import (
     DifferenceInterval,
@@ -44,9 +45,12 @@ def test_clip_set_metrics_equal_the_project_metrics(discrete):
         assert ours[metric] == pytest.approx(reference[metric], abs=1e-12)
 
 
+@pytest.mark.parametrize("cores", [1, 3])
 @pytest.mark.parametrize("discrete", [False, True])
-def test_a_resample_is_scored_like_the_materialised_clip_set(discrete):
-    """Multiplicities w are the same as repeating clips: check against y[idx], s[idx]."""
+def test_a_resample_is_scored_like_the_materialised_clip_set(discrete, cores, monkeypatch):
+    """Multiplicities w are the same as repeating clips: check against y[idx], s[idx]; with the
+    classes' AP on one thread or several."""
+    monkeypatch.setattr(metrics, "available_cores", lambda: cores)
     paired = _rotation(1)
     if discrete:  # tied scores, including ties between a positive and negatives
         rounded = np.round(paired.scores_a)
@@ -59,6 +63,22 @@ def test_a_resample_is_scored_like_the_materialised_clip_set(discrete):
     assert weights.sum(axis=1).tolist() == [paired.n_clips] * 5
     got = _Counts(paired).metrics(weights, 0)  # [3, 5]
     for b in range(5):
+        ref = classification_metrics(
+            paired.targets[idx[b]], paired.predictions_a[idx[b]], paired.scores_a[idx[b]]
+        )
+        np.testing.assert_allclose(got[:, b], [ref["micro_f1"], ref["macro_f1"], ref["map"]])
+
+
+def test_a_clip_drawn_more_often_than_a_byte_counts_is_scored_exactly():
+    """Multiplicities travel as bytes while every count fits in one; a clip repeated 300 times
+    must still count 300 times (as in the materialised clip set)."""
+    paired = _rotation(5, n=400, c=6)
+    rng = np.random.default_rng(2)
+    idx = np.stack(
+        [np.r_[np.zeros(300, int), rng.integers(0, 400, 100)], rng.integers(0, 400, 400)]
+    )
+    got = _Counts(paired).metrics(_multiplicities(idx, paired.n_clips), 0)
+    for b in range(2):
         ref = classification_metrics(
             paired.targets[idx[b]], paired.predictions_a[idx[b]], paired.scores_a[idx[b]]
         )

@@ -45,6 +45,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import bootstrap
 
+from zeroshot_audio.model.metrics import parallel_map
+
 METRICS: tuple[str, ...] = ("micro_f1", "macro_f1", "map")
 METRIC_TITLES = {"micro_f1": "micro-F1", "macro_f1": "macro-F1", "map": "mAP"}
 INTERVAL_METHODS = ("percentile", "basic", "BCa")
@@ -146,26 +148,31 @@ class _Counts:
         """[B, C] scikit-learn AP of every class under multiplicities (NaN-free; 0 if no positive).
 
         AP = sum over thresholds k of (R_k - R_{k-1}) P_k; with weights, the positives gained at a
-        threshold are the weighted positives of its tie run, P_k = TP_k / PP_k.
+        threshold are the weighted positives of its tie run, P_k = TP_k / PP_k. Classes run on
+        every core (``metrics.parallel_map``).
         """
-        ap = np.zeros((weights.shape[0], self.y.shape[1]))
         # [N, B]: one clip's multiplicities in all resamples are contiguous, so gathering clips in
-        # score order copies rows. Counts <= N are exact in float32, at half the memory traffic.
-        by_clip = np.ascontiguousarray(weights.T, dtype=np.float32)
-        for c, (order, positives, run_starts, run_of, last_positive) in enumerate(
-            self.rankings[method]
-        ):
+        # score order copies rows. The gathers are memory-bound: the counts travel as bytes (a
+        # clip drawn more than 255 times in one resample needs a larger type), summed in float32
+        # (exact for counts up to 2^24).
+        small = weights.max(initial=0) <= np.iinfo(np.uint8).max
+        by_clip = np.ascontiguousarray(weights.T, dtype=np.uint8 if small else np.float32)
+
+        def class_ap(c: int) -> np.ndarray:
+            order, positives, run_starts, run_of, last_positive = self.rankings[method][c]
             if positives.size == 0:
-                continue
+                return np.zeros(weights.shape[0])
             ranked = by_clip[order[: run_starts[-1][1]]]  # [n, B] down to the last positive's run
             # predicted positives at the end of each run holding a positive: sums of the stretches
             # between those run ends, accumulated
-            predicted = np.cumsum(np.add.reduceat(ranked, run_starts[:, 0], axis=0), axis=0)
+            stretches = np.add.reduceat(ranked, run_starts[:, 0], axis=0, dtype=np.float32)
+            predicted = np.cumsum(stretches, axis=0)
             hits = ranked[positives].astype(np.float64)  # [n_pos, B]
             true_positives = np.cumsum(hits, axis=0)[last_positive]  # TP at each positive's run end
             precision = _safe_ratio(true_positives, predicted[run_of])
-            ap[:, c] = _safe_ratio((hits * precision).sum(axis=0), n_pos[:, c])
-        return ap
+            return _safe_ratio((hits * precision).sum(axis=0), n_pos[:, c])
+
+        return np.stack(parallel_map(class_ap, range(self.y.shape[1])), axis=1)
 
 
 def _ranking(
