@@ -84,3 +84,9 @@ def test_bench_memory_measures_every_stage_against_the_payload():
 def test_bench_sed_metrics_compares_with_the_libraries():
     out = run_benchmark("benchmarks/bench_sed_metrics.py", "--clips=60")
     assert out.count("equal to the textbook calls") == 3 and out.count("speed-up") == 3
+
+
+def test_bench_tag_metrics_compares_threads_and_scikit_learn():
+    out = run_benchmark("benchmarks/bench_tag_metrics.py", "--clips=3000", "--bootstrap-clips=600")
+    assert "project, every core" in out and "max |difference| to scikit-learn" in out
+    assert "paired bootstrap, 600 clips" in out
