@@ -218,8 +218,8 @@ def per_class_ap(report: Mapping[str, Any]) -> pd.DataFrame:
         if not {METHOD_A, METHOD_B} <= set(methods):
             continue
         per_class = {m: methods[m]["per_class"] for m in METHODS if m in methods}
-        classes = list(per_class[METHOD_A])
         first = per_class[METHOD_A]
+        classes = list(first)
         tables.append(
             tabulate_per_class_ap(
                 {

@@ -279,7 +279,7 @@ def stratified_paired_bootstrap(
     counts = [_Counts(r) for r in rotations]
     streams = np.random.SeedSequence(seed).spawn(len(rotations))
     options = {"confidence_level": confidence_level, "method": interval_method}
-    per_rotation, distributions = [], []
+    per_rotation, distributions, estimates = [], [], []
     for rotation, stream in zip(counts, streams, strict=True):
         data = (np.arange(rotation.y.shape[0]),)
         statistic = _mean_difference([rotation])
@@ -291,7 +291,8 @@ def stratified_paired_bootstrap(
             rng=np.random.default_rng(stream),
             **options,
         )
-        per_rotation.append(_intervals(result, caught, statistic(*data), len(data[0]), options))
+        estimates.append(statistic(*data))
+        per_rotation.append(_intervals(result, caught, estimates[-1], len(data[0]), options))
         distributions.append(np.asarray(result.bootstrap_distribution))
     if len(rotations) == 1:
         return per_rotation, per_rotation[0]
@@ -305,7 +306,8 @@ def stratified_paired_bootstrap(
         **options,
     )
     n_clips = sum(len(d) for d in data)
-    return per_rotation, _intervals(result, caught, statistic(*data), n_clips, options)
+    pooled_estimate = np.mean(estimates, axis=0)  # the statistic on all clips, not recomputed
+    return per_rotation, _intervals(result, caught, pooled_estimate, n_clips, options)
 
 
 def _mean_difference(counts: Sequence[_Counts]):
